@@ -1,0 +1,3 @@
+from tspipe.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""The `tspipe` command line. Subcommands live in small modules and are added here.
+
+Every command turns tspipe's own errors into one line on stderr and exit
+status 1 or 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tspipe import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tspipe")
+def cli() -> None:
+    """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - interactive only
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Celery side: decode, classify, dedup, apply state, run keyword actions, fan out."""

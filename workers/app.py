@@ -1,0 +1,45 @@
+"""The Celery application, built from config/.
+
+`celery -A workers worker` finds `app` here through workers/__init__.py. The
+broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config import Settings, get_settings
+from pipeline.record import INGEST_BATCH_TASK
+from workers.serialization import SERIALIZER
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    # An unset REDIS_URL outside `tspipe run` points nowhere on purpose: the
+    # worker then fails with a connection error naming this URL instead of
+    # silently using somebody else's Redis on 6379.
+    broker = settings.redis_url or "redis://127.0.0.1:1/0"
+    app = Celery("tspipe", broker=broker, set_as_current=False)
+    app.conf.update(
+        task_serializer=SERIALIZER,
+        result_serializer=SERIALIZER,
+        accept_content=[SERIALIZER, "json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=4,
+        task_default_queue=settings.queue,
+        task_routes={INGEST_BATCH_TASK: {"queue": settings.queue}},
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # A batch of hundreds of callbacks is applied in well under a second;
+            # five minutes leaves room for a slow destination without redelivering
+            # healthy work too early after a crash.
+            "visibility_timeout": 300,
+        },
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app

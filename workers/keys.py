@@ -1,0 +1,27 @@
+"""Every Redis key name tspipe uses, in one place (Lua scripts live in workers/store.py).
+
+All keys share the "ts:" prefix so an operator can see tspipe's footprint
+with one SCAN, and so tspipe can share a Redis with other applications.
+Add new keys here, never as string literals elsewhere.
+"""
+
+PREFIX = "ts:"
+
+# Deduplication: one key per applied event id, with a TTL.
+DEDUP = PREFIX + "dedup:{event_id}"
+# Latest state of a message (hash) and its compact history (list), by reference id.
+STATE = PREFIX + "state:{reference_id}"
+HISTORY = PREFIX + "hist:{reference_id}"
+# Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging.
+OPTOUT = PREFIX + "optout:{address}"
+OPTOUT_INDEX = PREFIX + "optouts"
+# Bodies that did not decode, with their reason (list, newest first).
+QUARANTINE = PREFIX + "quarantine"
+# Deliveries and plug-in calls that exhausted their attempts.
+DEADLETTER = PREFIX + "dlq"
+# Messages not yet final, scored by the time of their last event: reconciliation scans this.
+PENDING_INDEX = PREFIX + "pending"
+# Cluster-wide counters the web process exposes on /metrics.
+METRICS = PREFIX + "metrics"
+# The latest events, for the dashboard.
+RECENT_EVENTS = PREFIX + "recent"
