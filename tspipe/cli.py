@@ -19,6 +19,11 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_web import web_command  # noqa: E402
+
+cli.add_command(web_command)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

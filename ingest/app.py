@@ -1,0 +1,194 @@
+"""The ingress web app: check, batch, write, answer 200.
+
+It never decodes a callback body: it checks the signature and the size, wraps
+the raw bytes in a Record and waits for its batch to be durably stored (Redis,
+or the local spool during an outage). Other parts add their routes with
+`setup_*(app)` functions; the shared objects are reachable through the AppKeys
+below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from config import Settings
+from ingest.batcher import Batcher, Overloaded
+from ingest.metrics import IngestMetrics
+from ingest.publisher import Publisher
+from ingest.spool import SpoolFull
+from pipeline.record import Record
+from pipeline.signature import SignatureError, SignatureVerifier
+
+log = structlog.get_logger("tspipe.ingest")
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+METRICS_KEY = web.AppKey("metrics", IngestMetrics)
+PUBLISHER_KEY = web.AppKey("publisher", Publisher)
+BATCHER_KEY = web.AppKey("batcher", Batcher)
+VERIFIER_KEY = web.AppKey("verifier", SignatureVerifier)
+REDIS_KEY = web.AppKey("redis", aioredis.Redis)
+
+_OK = b"ok"
+READY_TIMEOUT_S = 0.5
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing more than `limit` bytes by Content-Length and while reading (chunked bodies)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    # read(n) may return early on a chunk boundary: read the rest, still bounded.
+    while not request.content.at_eof():
+        more = await request.content.read(limit + 1 - len(body))
+        if not more:
+            break
+        body += more
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+    return body
+
+
+async def handle_callback(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS_KEY]
+    channel = request.match_info.get("channel")
+    if channel is not None and channel not in settings.channels:
+        return _json_error(404, f"unknown channel {channel!r}; known: {', '.join(settings.channels)}")
+    try:
+        body = await _read_body(request, settings.max_body_bytes)
+    except web.HTTPRequestEntityTooLarge:
+        return _json_error(413, f"body larger than {settings.max_body_bytes} bytes")
+    verifier = app[VERIFIER_KEY]
+    if verifier.enabled:
+        try:
+            verifier.verify(verifier.header_value(request.headers), body)
+        except SignatureError as exc:
+            app[METRICS_KEY].signature_failures.labels(exc.reason).inc()
+            log.warning("callback signature refused", reason=exc.reason, remote=request.remote)
+            return _json_error(401, str(exc))
+    if not body:
+        return _json_error(400, "empty body")
+    request_id = request.headers.get("X-Request-Id", "")[:64] or os.urandom(8).hex()
+    record = Record(body=body, received_at=time.time(), channel_hint=channel, request_id=request_id)
+    try:
+        await app[BATCHER_KEY].submit(record)
+    except Overloaded:
+        return _json_error(503, "ingress overloaded; retry later")
+    except SpoolFull:
+        return _json_error(503, "queue store unreachable and local spool full; retry later")
+    except Exception as exc:
+        log.error("callback could not be stored", error=type(exc).__name__, request_id=request_id)
+        return _json_error(503, "callback could not be stored; retry later")
+    return web.Response(body=_OK, content_type="text/plain")
+
+
+async def handle_healthz(request: web.Request) -> web.Response:
+    return web.Response(body=_OK, content_type="text/plain")
+
+
+async def handle_readyz(request: web.Request) -> web.Response:
+    app = request.app
+    publisher = app[PUBLISHER_KEY]
+    try:
+        await asyncio.wait_for(app[REDIS_KEY].ping(), READY_TIMEOUT_S)
+        reachable = True
+    except Exception:
+        reachable = False
+    app[METRICS_KEY].redis_up.set(1 if reachable else 0)
+    spooled = publisher.spool.size
+    body = {"redis": "ok" if reachable else "unreachable", "spool_bytes": spooled, "outage": publisher.outage}
+    ready = reachable and not publisher.outage
+    return web.json_response({"ready": ready, **body}, status=200 if ready else 503)
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS_KEY]
+    metrics.spool_bytes.set(request.app[PUBLISHER_KEY].spool.size)
+    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def count_requests(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Requests by route and status; the route is the pattern, never the raw path (bounded labels)."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        request.app[METRICS_KEY].requests.labels(route, str(exc.status)).inc()
+        raise
+    request.app[METRICS_KEY].requests.labels(route, str(response.status)).inc()
+    return response
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Start the batcher and the spool replay; on shutdown write what is pending, then stop."""
+    settings = app[SETTINGS_KEY]
+    if not app[VERIFIER_KEY].enabled:
+        log.warning(
+            "TELESIGN_API_KEY is not set: callbacks are NOT authenticated and anyone can post events",
+            hint="set TELESIGN_API_KEY (and TELESIGN_CUSTOMER_ID) before exposing this endpoint",
+        )
+    publisher = app[PUBLISHER_KEY]
+    if not publisher.spool.empty:
+        log.warning("spool holds batches from an earlier run; replaying", spool_bytes=publisher.spool.size)
+    batcher = app[BATCHER_KEY]
+    batcher.start()
+    replay = asyncio.get_running_loop().create_task(publisher.replay_loop(), name="tspipe-spool-replay")
+    log.info("ingress ready", queue=settings.queue, auth=app[VERIFIER_KEY].enabled)
+    yield
+    await batcher.close()
+    replay.cancel()
+    try:
+        await replay
+    except asyncio.CancelledError:
+        pass
+    # One last attempt so a clean shutdown leaves nothing spooled that Redis could take.
+    if publisher.outage:
+        try:
+            await asyncio.wait_for(publisher.replay_now(), 5)
+        except Exception:
+            log.warning("spool left for the next start", spool_bytes=publisher.spool.size)
+    await publisher.close()
+    await app[REDIS_KEY].aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is not set: the ingress needs a Redis to write to (or use `tspipe run`)")
+    # client_max_size is a second guard; _read_body answers 413 itself with a JSON error.
+    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[count_requests])
+    metrics = IngestMetrics()
+    publisher = Publisher(settings)
+    app[SETTINGS_KEY] = settings
+    app[METRICS_KEY] = metrics
+    app[PUBLISHER_KEY] = publisher
+    app[BATCHER_KEY] = Batcher(settings, publisher, metrics)
+    app[VERIFIER_KEY] = SignatureVerifier(settings.telesign_api_keys, settings.telesign_customer_id)
+    app[REDIS_KEY] = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=READY_TIMEOUT_S, socket_timeout=READY_TIMEOUT_S
+    )
+    app.router.add_post("/callbacks", handle_callback)
+    app.router.add_post("/callbacks/{channel}", handle_callback)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/readyz", handle_readyz)
+    app.router.add_get("/metrics", handle_metrics)
+    app.cleanup_ctx.append(_lifecycle)
+    return app

@@ -1,0 +1,118 @@
+"""Micro-batching: callbacks that arrive together share one durable write.
+
+Each request adds its Record and awaits only its own batch's future. A batch
+is written when it holds batch_max_records or when its first record has waited
+batch_max_wait_ms; records that arrive while a write is in flight form the
+next batch and are written as soon as it returns (they have waited already).
+Pending requests are bounded by max_pending_requests so a stalled Redis turns
+into 503s (Telesign retries) instead of unbounded memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from config import Settings
+from ingest.metrics import IngestMetrics
+from ingest.publisher import Publisher, Stored
+from pipeline.record import Record, encode_batch
+
+log = structlog.get_logger("tspipe.ingest")
+
+
+class Overloaded(Exception):
+    """Too many requests are already waiting for a write: answer 503."""
+
+
+class Batcher:
+    def __init__(self, settings: Settings, publisher: Publisher, metrics: IngestMetrics) -> None:
+        self._max_records = settings.batch_max_records
+        self._max_wait = settings.batch_max_wait_ms / 1000.0
+        self._max_pending = settings.max_pending_requests
+        self._publisher = publisher
+        self._metrics = metrics
+        self._records: list[Record] = []
+        self._futures: list[asyncio.Future[str]] = []
+        self._pending = 0
+        self._wake = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tspipe-batcher")
+
+    async def submit(self, record: Record) -> str:
+        """Wait until `record` is durably stored; returns where (Stored.REDIS or Stored.SPOOL).
+
+        Raises Overloaded, SpoolFull or the write's error: the caller answers non-200.
+        """
+        if self._closing or self._pending >= self._max_pending:
+            raise Overloaded("too many callbacks waiting for a write")
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._records.append(record)
+        self._futures.append(future)
+        self._pending += 1
+        self._wake.set()
+        if len(self._records) >= self._max_records:
+            self._full.set()
+        try:
+            return await future
+        finally:
+            self._pending -= 1
+
+    async def close(self) -> None:
+        """Stop taking records and write what is pending (graceful shutdown)."""
+        self._closing = True
+        self._full.set()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        carried_over = False
+        while True:
+            if not self._records:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not carried_over and not self._closing and self._max_wait > 0 and len(self._records) < self._max_records:
+                self._full.clear()
+                timer = loop.call_later(self._max_wait, self._full.set)
+                await self._full.wait()
+                timer.cancel()
+            records = self._records[: self._max_records]
+            futures = self._futures[: self._max_records]
+            del self._records[: self._max_records]
+            del self._futures[: self._max_records]
+            await self._write(records, futures)
+            carried_over = bool(self._records)
+
+    async def _write(self, records: list[Record], futures: list[asyncio.Future[str]]) -> None:
+        started = time.perf_counter()
+        try:
+            where = await self._publisher.store(encode_batch(records))
+        except Exception as exc:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self._metrics.batch_size.observe(len(records))
+        self._metrics.write_latency.labels(where).observe(time.perf_counter() - started)
+        self._metrics.spool_bytes.set(self._publisher.spool.size)
+        for future in futures:
+            if not future.done():
+                future.set_result(where)
+
+
+__all__ = ["Batcher", "Overloaded", "Stored"]

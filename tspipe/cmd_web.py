@@ -1,0 +1,49 @@
+"""`tspipe web`: the ingress process (Procfile `web`).
+
+Runs on uvloop. On SIGTERM aiohttp stops accepting connections, lets the
+in-flight requests finish (their batches are written) and then the app's
+cleanup writes whatever is still pending before the process exits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config import ConfigError, get_settings
+
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+@click.command("web")
+@click.option("--host", default=None, help="Address to bind (default: TSPIPE_HOST).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default: PORT).")
+def web_command(host: str | None, port: int | None) -> None:
+    """Run the HTTP ingress that receives Telesign callbacks."""
+    from aiohttp import web
+
+    from ingest.app import create_app
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        click.echo(f"tspipe web: {exc}", err=True)
+        sys.exit(2)
+    if not settings.redis_url:
+        click.echo("tspipe web: REDIS_URL is not set (use `tspipe run` for an embedded Redis)", err=True)
+        sys.exit(2)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is absent only on Windows
+        pass
+    web.run_app(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log=None,
+        print=None,
+    )
