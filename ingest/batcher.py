@@ -1,7 +1,8 @@
 """Micro-batching: callbacks that arrive together share one durable write.
 
 Each request adds its Record and awaits only its own batch's future. A batch
-is written when it holds batch_max_records or when its first record has waited
+is written when it holds batch_max_records, when an event-loop iteration
+brings no new record, or at the latest when its first record has waited
 batch_max_wait_ms; records that arrive while a write is in flight form the
 next batch and are written as soon as it returns (they have waited already).
 Pending requests are bounded by max_pending_requests so a stalled Redis turns
@@ -38,7 +39,6 @@ class Batcher:
         self._futures: list[asyncio.Future[str]] = []
         self._pending = 0
         self._wake = asyncio.Event()
-        self._full = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -61,8 +61,6 @@ class Batcher:
         self._futures.append(future)
         self._pending += 1
         self._wake.set()
-        if len(self._records) >= self._max_records:
-            self._full.set()
         try:
             return await future
         finally:
@@ -71,7 +69,6 @@ class Batcher:
     async def close(self) -> None:
         """Stop taking records and write what is pending (graceful shutdown)."""
         self._closing = True
-        self._full.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -86,17 +83,29 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not carried_over and not self._closing and self._max_wait > 0 and len(self._records) < self._max_records:
-                self._full.clear()
-                timer = loop.call_later(self._max_wait, self._full.set)
-                await self._full.wait()
-                timer.cancel()
+            if not carried_over:
+                await self._gather(loop)
             records = self._records[: self._max_records]
             futures = self._futures[: self._max_records]
             del self._records[: self._max_records]
             del self._futures[: self._max_records]
             await self._write(records, futures)
             carried_over = bool(self._records)
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let concurrent requests join the batch: wait while new records keep arriving.
+
+        Each pass yields one event-loop iteration (which reads every socket that
+        is ready); the batch closes as soon as an iteration brings nothing new,
+        when it is full, or after batch_max_wait_ms. A lone request therefore
+        is not held for the whole window, and a burst still shares one write.
+        """
+        deadline = loop.time() + self._max_wait
+        while not self._closing and len(self._records) < self._max_records and loop.time() < deadline:
+            before = len(self._records)
+            await asyncio.sleep(0)
+            if len(self._records) == before:
+                return
 
     async def _write(self, records: list[Record], futures: list[asyncio.Future[str]]) -> None:
         started = time.perf_counter()
