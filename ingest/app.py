@@ -10,6 +10,7 @@ below.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,6 +39,15 @@ REDIS_KEY = web.AppKey("redis", aioredis.Redis)
 
 _OK = b"ok"
 READY_TIMEOUT_S = 0.5
+
+
+_REQUEST_ID_PREFIX = os.urandom(6).hex()
+_request_counter = itertools.count(1)
+
+
+def _next_request_id() -> str:
+    """Unique per process start without a syscall per request (os.urandom costs more than the rest)."""
+    return f"{_REQUEST_ID_PREFIX}-{next(_request_counter):x}"
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -82,7 +92,7 @@ async def handle_callback(request: web.Request) -> web.Response:
             return _json_error(401, str(exc))
     if not body:
         return _json_error(400, "empty body")
-    request_id = request.headers.get("X-Request-Id", "")[:64] or os.urandom(8).hex()
+    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
     record = Record(body=body, received_at=time.time(), channel_hint=channel, request_id=request_id)
     try:
         await app[BATCHER_KEY].submit(record)
@@ -131,9 +141,9 @@ async def count_requests(
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        request.app[METRICS_KEY].requests.labels(route, str(exc.status)).inc()
+        request.app[METRICS_KEY].count_request(route, exc.status)
         raise
-    request.app[METRICS_KEY].requests.labels(route, str(response.status)).inc()
+    request.app[METRICS_KEY].count_request(route, response.status)
     return response
 
 

@@ -28,5 +28,13 @@ class IngestMetrics:
             "tspipe_ingest_signature_failures", "Callbacks refused for their signature, by reason.", ("reason",),
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, int], Counter] = {}
         self.redis_up = Gauge("tspipe_ingest_redis_up", "1 when the last Redis write or probe succeeded.",
                               registry=self.registry)
+
+    def count_request(self, route: str, status: int) -> None:
+        """Count one request; the labelled child is cached because labels() costs more than the handler."""
+        child = self._request_children.get((route, status))
+        if child is None:
+            child = self._request_children[(route, status)] = self.requests.labels(route, str(status))
+        child.inc()

@@ -66,6 +66,9 @@ class Publisher:
                 queue=self.settings.queue,
                 producer=self._producer,
                 retry=False,
+                # Celery would otherwise saferepr() the whole blob into a header on every publish.
+                argsrepr="(<batch>,)",
+                kwargsrepr="{}",
             )
         except Exception:
             self._reset_connection()
