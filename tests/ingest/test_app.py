@@ -131,3 +131,18 @@ async def test_readyz_503_when_redis_unreachable(aiohttp_client, tmp_path: Path)
     response = await client.get("/readyz")
     assert response.status == 503
     assert (await response.json())["redis"] == "unreachable"
+
+
+async def test_warns_at_startup_without_key(aiohttp_client, redis_url: str, tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        await aiohttp_client(create_app(make_settings(redis_url, tmp_path, telesign_api_keys=())))
+    assert any("NOT authenticated" in entry["event"] and entry["log_level"] == "warning" for entry in logs)
+
+
+async def test_refusals_are_counted_by_status(client) -> None:
+    await client.post("/callbacks", data=b"{}")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'tspipe_http_requests_total{route="/callbacks",status="401"} 1.0' in metrics
+    assert 'tspipe_ingest_signature_failures_total{reason="missing"} 1.0' in metrics
