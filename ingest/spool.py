@@ -75,8 +75,20 @@ class Spool:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             self._segments.append(path)
             _fsync_dir(self.directory)
-        os.write(self._fd, frame)
-        os.fsync(self._fd)
+        offset = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            written = os.write(self._fd, frame)
+            if written != len(frame):
+                raise OSError(f"short write to the spool ({written} of {len(frame)} bytes)")
+            os.fsync(self._fd)
+        except OSError:
+            # A half-written frame would hide every later frame from replay:
+            # cut it off and start a fresh segment next time.
+            try:
+                os.ftruncate(self._fd, offset)
+            finally:
+                self._close_current()
+            raise
         self.size += len(frame)
 
     def replay_one(self, publish: Callable[[bytes], None]) -> bool:
