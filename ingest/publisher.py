@@ -43,6 +43,8 @@ class Publisher:
             **(self.app.conf.broker_transport_options or {}),
             "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "socket_timeout": CONNECT_TIMEOUT_S,
+            # kombu's connect loop would otherwise retry for seconds per batch.
+            "max_retries": 0,
         }
         self.app.conf.broker_connection_timeout = CONNECT_TIMEOUT_S
         self.spool = Spool(settings.effective_spool_dir, settings.spool_max_bytes)

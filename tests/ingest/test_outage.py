@@ -12,7 +12,7 @@ import redis
 from ingest.app import PUBLISHER_KEY, create_app
 from tests.ingest.conftest import make_settings, signed
 from tests.ingest.queue import queued_bodies
-from tspipe.redis_server import RedisServer
+from tspipe.redis_server import RedisServer, free_port
 
 
 def _durable(server: RedisServer) -> None:
@@ -80,7 +80,8 @@ async def test_leftover_spool_is_replayed_on_startup(aiohttp_client, own_redis: 
 
 
 async def test_spool_full_is_503(aiohttp_client, tmp_path: Path) -> None:
-    app = create_app(make_settings("redis://127.0.0.1:1/0", tmp_path, spool_max_bytes=200, telesign_api_keys=()))
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app(make_settings(dead, tmp_path, spool_max_bytes=200, telesign_api_keys=()))
     client = await aiohttp_client(app)
     assert (await client.post("/callbacks", data=b"x" * 50)).status == 200
     statuses = [(await client.post("/callbacks", data=b"x" * 50)).status for _ in range(3)]
