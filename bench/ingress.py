@@ -167,6 +167,12 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
     import socket
 
@@ -221,10 +227,16 @@ def main() -> None:
                     # Warm-up: imports, connections, the first batches.
                     if use_wrk:
                         run_wrk(url, body, auth, 1, args.connections, workdir)
-                        result = run_wrk(url, body, auth, args.seconds, args.connections, workdir)
                     else:
                         run_aiohttp_client(url, body, auth, 1, args.connections)
+                    cpu_before, redis_before = cpu_seconds(proc.pid), cpu_seconds(redis_server.process.pid)
+                    if use_wrk:
+                        result = run_wrk(url, body, auth, args.seconds, args.connections, workdir)
+                    else:
                         result = run_aiohttp_client(url, body, auth, args.seconds, args.connections)
+                    requests = result["rps"] * args.seconds
+                    result["cpu_us"] = (cpu_seconds(proc.pid) - cpu_before) / requests * 1e6
+                    result["redis_cpu_us"] = (cpu_seconds(redis_server.process.pid) - redis_before) / requests * 1e6
                     result["rss_mb"] = peak_rss_mb(proc.pid)
                     result["queued"] = float(redis_queue_records(redis_server.url))
                     results[mode] = result
@@ -236,9 +248,11 @@ def main() -> None:
 
     print(f"ingress bench: {args.connections} connections, {args.seconds:.0f} s each, generator {generator}, "
           f"{os.cpu_count()} CPUs, body {len(body)} bytes")
-    print(f"{'handler':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'peak RSS MB':>12}")
+    print(f"{'handler':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'peak RSS MB':>12}"
+          f" {'web CPU us/req':>15} {'redis CPU us/req':>17}")
     for mode, r in results.items():
-        print(f"{mode:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non_2xx']:>8.0f} {r['rss_mb']:>12.1f}")
+        print(f"{mode:<8} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['non_2xx']:>8.0f} {r['rss_mb']:>12.1f}"
+              f" {r['cpu_us']:>15.1f} {r['redis_cpu_us']:>17.1f}")
     ing, bare, delay = results["ingress"], results["bare"], results["delay"]
     print(f"ingress/bare  = {ing['rps'] / bare['rps']:.2f}  (goal >= 0.90)")
     print(f"ingress/delay = {ing['rps'] / delay['rps']:.2f}  (goal >= 8)")
