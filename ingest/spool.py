@@ -96,18 +96,18 @@ class Spool:
 
         Returns True when a segment was fully replayed. If `publish` raises, the
         segment stays and the error propagates: the next attempt starts it over.
-        The open segment is closed first, so new appends go to a fresh one.
+        No append can interleave: the spool is used from one thread only.
         """
         if not self._segments:
             return False
-        if len(self._segments) == 1 and self._fd is not None:
-            self._close_current()
         path = self._segments[0]
-        if path == self._current_path():
-            self._close_current()
         data = path.read_bytes()
         for payload in read_frames(data):
             publish(payload)
+        # Only now: a failed attempt keeps appending to the same open segment
+        # instead of leaving one small file per retry during a long outage.
+        if path == self._current_path():
+            self._close_current()
         path.unlink()
         _fsync_dir(self.directory)
         self._segments.pop(0)

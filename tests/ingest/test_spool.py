@@ -33,9 +33,12 @@ def test_failed_replay_keeps_segment(tmp_path: Path) -> None:
 
     with pytest.raises(ConnectionError):
         spool.replay_one(broken)
+    spool.append(b"three")  # same segment: no new file per failed attempt
+    assert len(list(tmp_path.glob("spool-*.log"))) == 1
     seen: list[bytes] = []
     assert spool.replay_one(seen.append)
-    assert seen == [b"one", b"two"]
+    assert seen == [b"one", b"two", b"three"]
+    assert spool.empty and spool.size == 0
 
 
 def test_torn_tail_ignored_and_survives_restart(tmp_path: Path) -> None:
