@@ -95,11 +95,13 @@ class Publisher:
         self.spool.append(blob)  # SpoolFull propagates: callers answer 503
         return Stored.SPOOL
 
-    def _replay_sync(self) -> int:
-        """Replay spooled segments oldest first; clear the outage once the spool is empty."""
-        replayed = 0
-        while self.spool.replay_one(self._publish_sync):
-            replayed += 1
+    def _replay_sync(self) -> bool:
+        """Replay the oldest spooled segment; clear the outage once the spool is empty.
+
+        One segment per call, so live batches queued on this thread get their
+        turn between segments while a long backlog drains.
+        """
+        replayed = self.spool.replay_one(self._publish_sync)
         if self.spool.empty:
             self.outage = False
         return replayed
@@ -117,19 +119,22 @@ class Publisher:
         while True:
             if self.outage:
                 started = time.monotonic()
+                replayed = 0
                 try:
-                    replayed = await loop.run_in_executor(self._executor, self._replay_sync)
-                    if replayed:
-                        log.info("spool replayed into redis", segments=replayed,
-                                 seconds=round(time.monotonic() - started, 3))
+                    while self.outage and await loop.run_in_executor(self._executor, self._replay_sync):
+                        replayed += 1
                 except Exception as exc:
                     log.debug("spool replay deferred; redis still failing", error=type(exc).__name__)
+                if replayed:
+                    log.info("spool replayed into redis", segments=replayed, spool_bytes=self.spool.size,
+                             seconds=round(time.monotonic() - started, 3))
             await asyncio.sleep(REPLAY_INTERVAL_S)
 
-    async def replay_now(self) -> int:
-        """One replay attempt, e.g. the last one at shutdown; raises while Redis still fails."""
+    async def replay_now(self) -> None:
+        """Drain the spool now, e.g. at shutdown; raises while Redis still fails."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._replay_sync)
+        while await loop.run_in_executor(self._executor, self._replay_sync):
+            pass
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

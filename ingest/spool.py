@@ -23,6 +23,9 @@ from pathlib import Path
 
 MAGIC = b"TSP1"
 _HEADER = struct.Struct(">4sII")  # magic, payload length, CRC32 of the payload
+# Replay reads and publishes one whole segment at a time on the publisher thread:
+# a cap keeps its memory bounded and lets live batches pass between segments.
+SEGMENT_MAX_BYTES = 4 * 1024 * 1024
 
 
 class SpoolFull(Exception):
@@ -59,6 +62,7 @@ class Spool:
         self.size = sum(p.stat().st_size for p in self._segments)
         self._next = (_segment_number(self._segments[-1]) + 1) if self._segments else 1
         self._fd: int | None = None  # the open (newest) segment, appended to
+        self._fd_bytes = 0
 
     @property
     def empty(self) -> bool:
@@ -73,6 +77,7 @@ class Spool:
             path = self.directory / f"spool-{self._next:09d}.log"
             self._next += 1
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fd_bytes = 0
             self._segments.append(path)
             _fsync_dir(self.directory)
         offset = os.lseek(self._fd, 0, os.SEEK_END)
@@ -90,6 +95,9 @@ class Spool:
                 self._close_current()
             raise
         self.size += len(frame)
+        self._fd_bytes += len(frame)
+        if self._fd_bytes >= SEGMENT_MAX_BYTES:
+            self._close_current()
 
     def replay_one(self, publish: Callable[[bytes], None]) -> bool:
         """Publish the oldest segment's frames in order, then delete it.

@@ -66,3 +66,17 @@ def test_full(tmp_path: Path) -> None:
     spool.append(b"x" * 20)
     with pytest.raises(SpoolFull):
         spool.append(b"x" * 40)
+
+
+def test_segments_rotate_at_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.spool
+
+    monkeypatch.setattr(ingest.spool, "SEGMENT_MAX_BYTES", 100)
+    spool = Spool(tmp_path, 1 << 20)
+    for i in range(6):
+        spool.append(b"%d" % i * 40)
+    assert len(list(tmp_path.glob("spool-*.log"))) == 3
+    seen: list[bytes] = []
+    while spool.replay_one(seen.append):
+        pass
+    assert seen == [b"%d" % i * 40 for i in range(6)]
