@@ -14,14 +14,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
-
 from config import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher, Stored
 from pipeline.record import Record, encode_batch
-
-log = structlog.get_logger("tspipe.ingest")
 
 
 class Overloaded(Exception):

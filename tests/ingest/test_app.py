@@ -9,7 +9,7 @@ import pytest
 
 from ingest.app import create_app
 from tests.conftest import fixture_bodies
-from tests.ingest.conftest import API_KEY, make_settings, signed
+from tests.ingest.conftest import make_settings, signed
 from tests.ingest.queue import queued_batches, queued_bodies
 from pipeline.signature import sign
 
