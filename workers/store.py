@@ -62,7 +62,7 @@ def events_metric(event: Event) -> str:
 # KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
 # which all come from workers/keys.py).
 # ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries.
-# Returns the event ids newly applied, in batch order.
+# Returns the 1-based positions of the entries newly applied, in batch order.
 _APPLY_BATCH = r"""
 local cfg = cmsgpack.unpack(ARGV[1])
 local entries = cmsgpack.unpack(ARGV[2])
@@ -78,7 +78,7 @@ for _, e in ipairs(entries) do
   if not redis.call('SET', dk, '1', 'NX', 'EX', cfg.dedup_ttl) then
     hits = hits + 1
   else
-    applied[#applied + 1] = e.id
+    applied[#applied + 1] = _
     redis.call('HINCRBY', cfg.metrics, e.metric, 1)
     if e.received then
       local lag = now - e.received
@@ -227,7 +227,7 @@ class Store:
             entry = {
                 "id": ev.event_id,
                 "metric": events_metric(ev),
-                "event": EVENT_ENCODER.encode(ev),
+                "event": EVENT_ENCODER.encode(ev).decode(),
                 "rank": rank(ev),
                 "ts": ts,
                 "final": ev.status.final,
@@ -247,7 +247,7 @@ class Store:
                         occurred_at=ev.occurred_at.isoformat() if ev.occurred_at else None,
                         received_at=ev.received_at.isoformat() if ev.received_at else None,
                     )
-                )
+                ).decode()
             action = ev.action.value if ev.action is not None else None
             if action in ("stop", "start") and ev.address:
                 entry.update(
@@ -259,8 +259,7 @@ class Store:
                 )
             entries.append(entry)
         applied = self._apply(args=[self._cfg, _packer.encode(entries)])
-        new_ids = {a.decode() if isinstance(a, bytes) else a for a in applied}
-        return [ev for ev in events if ev.event_id in new_ids]
+        return [events[int(i) - 1] for i in applied]
 
     # --- quarantine ---
 
