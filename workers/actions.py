@@ -45,19 +45,25 @@ def load_autoreplies(raw: str | None) -> dict[str, dict[str, str]]:
         raise ConfigError("TSPIPE_AUTOREPLIES", f"must map action -> {{language: text}}: {exc}") from None
 
 
+def _find_country(node: object, depth: int = 0) -> str | None:
+    """iso_country_code sits in user_response (SMS) or content.end_user_action (WhatsApp, RCS)."""
+    if not isinstance(node, dict) or depth > 3:
+        return None
+    value = node.get("iso_country_code")
+    if isinstance(value, str) and value:
+        return value.upper()
+    for child in node.values():
+        found = _find_country(child, depth + 1)
+        if found:
+            return found
+    return None
+
+
 def _country(event: Event) -> str | None:
     try:
-        body = msgspec.json.decode(event.raw)
+        return _find_country(msgspec.json.decode(event.raw))
     except msgspec.DecodeError:
         return None
-    if not isinstance(body, dict):
-        return None
-    for section in ("user_response", "end_user_action", "content"):
-        part = body.get(section)
-        if isinstance(part, dict) and isinstance(part.get("iso_country_code"), str):
-            return part["iso_country_code"].upper()
-    value = body.get("iso_country_code")
-    return value.upper() if isinstance(value, str) else None
 
 
 def autoreplies_for(events: Sequence[Event], config: dict[str, dict[str, str]]) -> list[AutoReply]:
