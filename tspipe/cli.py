@@ -19,6 +19,14 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_quarantine import quarantine  # noqa: E402
+from tspipe.cmd_worker import beat, worker  # noqa: E402
+
+cli.add_command(worker)
+cli.add_command(beat)
+cli.add_command(quarantine)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
