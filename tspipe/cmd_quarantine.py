@@ -20,10 +20,9 @@ from config.errors import ConfigError
 def _store():
     # Imported here: importing workers builds the Celery app, which reads settings,
     # and `tspipe --help` must work even when the environment is wrong.
-    from workers.store import Store
-
     try:
         settings = get_settings()
+        from workers.store import Store
     except ConfigError as exc:
         click.echo(f"tspipe: {exc}", err=True)
         sys.exit(2)
