@@ -164,6 +164,8 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
             first.kill()
     done_before = len(env.client.keys(keys.DEDUP.format(event_id="*")))
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
+    # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
+    time.sleep(2.5)
     second = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
