@@ -73,22 +73,26 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local applied = {}
 local hits = 0
+-- Metrics are summed here and written once per batch, not once per event.
+local counts = {}
+local buckets = {}
+for i = 1, #cfg.buckets do buckets[i] = 0 end
+local lag_sum, lag_count = 0, 0
 for _, e in ipairs(entries) do
   local dk = key(cfg.dedup, 'event_id', e.id)
   if not redis.call('SET', dk, '1', 'NX', 'EX', cfg.dedup_ttl) then
     hits = hits + 1
   else
     applied[#applied + 1] = _
-    redis.call('HINCRBY', cfg.metrics, e.metric, 1)
+    counts[e.metric] = (counts[e.metric] or 0) + 1
     if e.received then
       local lag = now - e.received
       if lag < 0 then lag = 0 end
-      for _, le in ipairs(cfg.buckets) do
-        if lag <= le then redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="' .. le .. '"}', 1) end
+      for i, le in ipairs(cfg.buckets) do
+        if lag <= le then buckets[i] = buckets[i] + 1 end
       end
-      redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="+Inf"}', 1)
-      redis.call('HINCRBYFLOAT', cfg.metrics, cfg.lag .. '_sum', lag)
-      redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_count', 1)
+      lag_sum = lag_sum + lag
+      lag_count = lag_count + 1
     end
     if e.ref then
       local hk = key(cfg.history, 'reference_id', e.ref)
@@ -128,6 +132,15 @@ for _, e in ipairs(entries) do
 end
 if #applied > 0 then redis.call('LTRIM', cfg.recent, 0, cfg.recent_max - 1) end
 if hits > 0 then redis.call('HINCRBY', cfg.metrics, 'tspipe_dedup_hits_total', hits) end
+for field, n in pairs(counts) do redis.call('HINCRBY', cfg.metrics, field, n) end
+if lag_count > 0 then
+  for i, le in ipairs(cfg.buckets) do
+    redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="' .. cfg.labels[i] .. '"}', buckets[i])
+  end
+  redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="+Inf"}', lag_count)
+  redis.call('HINCRBYFLOAT', cfg.metrics, cfg.lag .. '_sum', lag_sum)
+  redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_count', lag_count)
+end
 return applied
 """
 
@@ -200,6 +213,7 @@ class Store:
                 "recent": keys.RECENT_EVENTS,
                 "lag": "tspipe_processing_lag_seconds",
                 "buckets": list(LAG_BUCKETS),
+                "labels": [str(b) for b in LAG_BUCKETS],
                 "dedup_ttl": dedup_ttl,
                 "state_ttl": state_ttl,
                 "history_max": history_max,

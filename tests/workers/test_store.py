@@ -45,6 +45,8 @@ def test_same_event_five_times_applies_once(store):
     assert metric(store, 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}') == 1
     assert metric(store, "tspipe_dedup_hits_total") == 4
     assert metric(store, "tspipe_processing_lag_seconds_count") == 1
+    assert metric(store, 'tspipe_processing_lag_seconds_bucket{le="0.1"}') == 1
+    assert metric(store, 'tspipe_processing_lag_seconds_bucket{le="+Inf"}') == 1
 
 
 def test_duplicates_inside_one_batch(store):
