@@ -72,6 +72,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local applied = {}
+local recent = {}
 local hits = 0
 -- Metrics are summed here and written once per batch, not once per event.
 local counts = {}
@@ -96,8 +97,9 @@ for _, e in ipairs(entries) do
     end
     if e.ref then
       local hk = key(cfg.history, 'reference_id', e.ref)
-      redis.call('RPUSH', hk, e.hist)
-      redis.call('LTRIM', hk, -cfg.history_max, -1)
+      if redis.call('RPUSH', hk, e.hist) > cfg.history_max then
+        redis.call('LTRIM', hk, -cfg.history_max, -1)
+      end
       redis.call('EXPIRE', hk, cfg.state_ttl)
       local sk = key(cfg.state, 'reference_id', e.ref)
       local cur = redis.call('HMGET', sk, 'rank', 'ts')
@@ -127,10 +129,15 @@ for _, e in ipairs(entries) do
         redis.call('HINCRBY', cfg.metrics, 'tspipe_optout_changes_total{action="' .. e.optout .. '"}', 1)
       end
     end
-    redis.call('LPUSH', cfg.recent, e.event)
+    recent[#recent + 1] = e.event
   end
 end
-if #applied > 0 then redis.call('LTRIM', cfg.recent, 0, cfg.recent_max - 1) end
+-- Only the newest recent_max events of the batch can survive the trim: push just those, in one call.
+if #recent > 0 then
+  local first = math.max(1, #recent - cfg.recent_max + 1)
+  redis.call('LPUSH', cfg.recent, unpack(recent, first, #recent))
+  redis.call('LTRIM', cfg.recent, 0, cfg.recent_max - 1)
+end
 if hits > 0 then redis.call('HINCRBY', cfg.metrics, 'tspipe_dedup_hits_total', hits) end
 for field, n in pairs(counts) do redis.call('HINCRBY', cfg.metrics, field, n) end
 if lag_count > 0 then
