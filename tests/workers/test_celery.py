@@ -130,3 +130,21 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
         second.wait(10)
     assert int(env.client.hget(keys.METRICS, field)) == total
     assert len(env.client.keys(keys.HISTORY.format(reference_id="REF*"))) == total
+
+
+def test_help_five_times_sends_exactly_one_reply(env, monkeypatch):
+    help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
+    with FakeTelesign() as fake:
+        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
+        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
+        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here"}}')
+        reset_settings_cache()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            for _ in range(5):
+                send(help_body)
+            wait_for(lambda: int(env.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == 4)
+            wait_for(lambda: len(fake.requests) >= 1)
+            time.sleep(0.5)
+    assert len(fake.requests) == 1
+    assert parse_qs(fake.requests[0]["body"].decode())["message"] == ["Help here"]
