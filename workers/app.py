@@ -37,7 +37,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_transport_options={
             # A batch of hundreds of callbacks is applied in well under a second;
             # five minutes leaves room for a slow destination without redelivering
-            # healthy work too early after a crash.
+            # healthy work too early after a crash. Auto-reply retries wait at most
+            # ~16 s (exponential backoff, 5 retries), far below it, so their ETA
+            # messages are never redelivered while still waiting.
             "visibility_timeout": 300,
         },
         worker_hijack_root_logger=False,

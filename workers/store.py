@@ -195,6 +195,8 @@ _json = msgspec.json.Encoder()
 class Store:
     """Thin wrapper over a sync Redis client; one instance per worker process."""
 
+    CHUNK = 1000
+
     def __init__(
         self,
         client: redis.Redis,
@@ -279,8 +281,13 @@ class Store:
                     iso=_iso(ts),
                 )
             entries.append(entry)
-        applied = self._apply(args=[self._cfg, _packer.encode(entries)])
-        return [events[int(i) - 1] for i in applied]
+        # Chunks bound how long one script blocks Redis (about 20 ms per 1,000
+        # events), while a normal batch (TSPIPE_BATCH_MAX_RECORDS=500) stays one call.
+        new: list[Event] = []
+        for start in range(0, len(entries), self.CHUNK):
+            applied = self._apply(args=[self._cfg, _packer.encode(entries[start:start + self.CHUNK])])
+            new.extend(events[start + int(i) - 1] for i in applied)
+        return new
 
     # --- quarantine ---
 

@@ -144,3 +144,10 @@ def test_thousand_event_batch_is_one_call(store):
     assert len(store.apply_batch(events)) == 1000
     after = store.client.info("commandstats")["cmdstat_evalsha"]["calls"]
     assert after - before == 1
+
+
+def test_big_batch_is_chunked_and_positions_map_back(store):
+    events = [ev(f"c{i}", 3000, "delivered", True, i, ref=f"C{i}") for i in range(2500)]
+    events.insert(1700, events[1500])  # a duplicate in a later chunk
+    applied = store.apply_batch(events)
+    assert [e.event_id for e in applied] == [f"c{i}" for i in range(2500)]
