@@ -1,1 +1,5 @@
 """Celery side: decode, classify, dedup, apply state, run keyword actions, fan out."""
+
+from workers.app import app
+
+__all__ = ["app"]

@@ -28,18 +28,27 @@ def make_celery(settings: Settings | None = None) -> Celery:
         result_backend=None,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=4,
+        # Each message is a whole batch: prefetching one keeps a crashed worker's
+        # redelivery small while still hiding the broker round trip.
+        worker_prefetch_multiplier=1,
         task_default_queue=settings.queue,
         task_routes={INGEST_BATCH_TASK: {"queue": settings.queue}},
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # A batch of hundreds of callbacks is applied in well under a second;
             # five minutes leaves room for a slow destination without redelivering
-            # healthy work too early after a crash.
+            # healthy work too early after a crash. Auto-reply retries wait at most
+            # ~16 s (exponential backoff, 5 retries), far below it, so their ETA
+            # messages are never redelivered while still waiting.
             "visibility_timeout": 300,
         },
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
+        imports=("workers.tasks",),
     )
     return app
+
+
+# Module-level so `celery -A workers.app worker` (and `-A workers`) find it.
+app = make_celery()

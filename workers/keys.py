@@ -25,3 +25,5 @@ PENDING_INDEX = PREFIX + "pending"
 METRICS = PREFIX + "metrics"
 # The latest events, for the dashboard.
 RECENT_EVENTS = PREFIX + "recent"
+# Auto-reply claim per event id: the first auto-reply task to claim it is the only one that sends.
+AUTOREPLY_CLAIM = PREFIX + "autoreply:{event_id}"

@@ -1,0 +1,101 @@
+"""Read-only query API on the web process: message state and the opt-out list.
+
+Mounted by the ingress with `setup_query_api(app, settings)`. Reads go
+straight to the store's keys with redis.asyncio (one round trip per request,
+pipelined where a page needs several keys). Bearer-token protected when
+TSPIPE_API_TOKEN is set, because state and opt-outs carry phone numbers.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import msgspec
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from config import Settings
+from workers import keys
+from workers.store import optout_from_hash
+
+REDIS_KEY = web.AppKey("tspipe_query_redis", aioredis.Redis)
+PAGE_MAX = 1000
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _json(data: object) -> web.Response:
+    return web.Response(body=msgspec.json.encode(data), content_type="application/json")
+
+
+def _check_token(request: web.Request, token: str | None) -> web.Response | None:
+    if not token:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                                 headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def setup_query_api(app: web.Application, settings: Settings) -> None:
+    """Add GET /v1/transactions/{reference_id}, /v1/opt-outs/{address} and /v1/opt-outs to `app`."""
+    token = settings.api_token
+
+    async def redis_ctx(app: web.Application):
+        client = aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:1/0")
+        app[REDIS_KEY] = client
+        yield
+        await client.aclose()
+
+    app.cleanup_ctx.append(redis_ctx)
+
+    async def transaction(request: web.Request) -> web.Response:
+        if denied := _check_token(request, token):
+            return denied
+        ref = request.match_info["reference_id"]
+        pipe = request.app[REDIS_KEY].pipeline(transaction=False)
+        pipe.hget(keys.STATE.format(reference_id=ref), "event")
+        pipe.lrange(keys.HISTORY.format(reference_id=ref), 0, -1)
+        state, history = await pipe.execute()
+        if state is None:
+            return _error(404, f"unknown reference_id {ref!r}")
+        body = b'{"reference_id":' + msgspec.json.encode(ref) + b',"state":' + state
+        body += b',"history":[' + b",".join(history) + b"]}"
+        return web.Response(body=body, content_type="application/json")
+
+    async def optout(request: web.Request) -> web.Response:
+        if denied := _check_token(request, token):
+            return denied
+        address = request.match_info["address"]
+        data = await request.app[REDIS_KEY].hgetall(keys.OPTOUT.format(address=address))
+        if not data:
+            return _error(404, f"no opt-out record for {address!r}")
+        return _json(optout_from_hash(address, data))
+
+    async def optouts(request: web.Request) -> web.Response:
+        if denied := _check_token(request, token):
+            return denied
+        try:
+            offset = int(request.query.get("cursor") or 0)
+            limit = min(int(request.query.get("limit") or 100), PAGE_MAX)
+            if offset < 0 or limit < 1:
+                raise ValueError
+        except ValueError:
+            return _error(400, "cursor and limit must be non-negative integers")
+        client = request.app[REDIS_KEY]
+        addresses = await client.zrange(keys.OPTOUT_INDEX, offset, offset + limit - 1)
+        pipe = client.pipeline(transaction=False)
+        for address in addresses:
+            pipe.hgetall(keys.OPTOUT.format(address=address.decode()))
+        rows = await pipe.execute() if addresses else []
+        items = [optout_from_hash(a.decode(), row) for a, row in zip(addresses, rows)]
+        next_cursor = str(offset + limit) if len(addresses) == limit else None
+        return _json({"items": items, "next_cursor": next_cursor})
+
+    app.router.add_get("/v1/transactions/{reference_id}", transaction)
+    app.router.add_get("/v1/opt-outs/{address}", optout)
+    app.router.add_get("/v1/opt-outs", optouts)

@@ -1,0 +1,8 @@
+"""A worker subprocess for the crash test: the real app, a short visibility timeout, the stand-in decoder if needed."""
+
+import tests.workers.conftest  # noqa: F401  (installs the stand-in decoder until pipeline.decode exists)
+from workers import app
+
+app.conf.broker_transport_options = {"visibility_timeout": 2}
+app.worker_main(["worker", "--pool=solo", "--loglevel=warning", "--without-heartbeat",
+                 "--without-gossip", "--without-mingle"])

@@ -1,0 +1,150 @@
+"""Queue -> real Celery worker -> Redis, with a local aiohttp server standing in for Telesign."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from config.settings import reset_settings_cache
+from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
+from tests.conftest import fixture_bodies
+from workers import app, keys, tasks
+from tests.workers.fake_telesign import FakeTelesign
+from workers.store import Store
+
+
+def wait_for(predicate, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def env(redis_url, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    reset_settings_cache()
+    tasks.reset_store()
+    app.conf.broker_url = redis_url
+    client = redis.Redis.from_url(redis_url)
+    yield Store(client)
+    tasks.reset_store()
+    client.close()
+
+
+def send(*bodies: bytes) -> None:
+    app.send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time()) for b in bodies])])
+
+
+def test_queue_to_state_with_real_worker(env):
+    bodies = fixture_bodies()
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        send(*bodies.values())
+        send(*bodies.values())  # a redelivered batch changes nothing
+        wait_for(lambda: int(env.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == len(bodies))
+    assert env.client.llen(keys.RECENT_EVENTS) == len(bodies)
+    assert env.state("35C8B5D509BC10689196FED2AD551B8A") is not None
+
+
+def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
+    help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
+    with FakeTelesign(failures=3) as fake:
+        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
+        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
+        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here", "RS": "Pomoc"}}')
+        reset_settings_cache()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            for _ in range(3):
+                send(help_body)
+            wait_for(lambda: len(fake.requests) >= 4, timeout=30)
+            time.sleep(0.5)  # the duplicates' tasks have run and must not have sent
+    assert len(fake.requests) == 4
+    last = fake.requests[-1]
+    assert last["path"] == "/v1/messaging"
+    assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5").decode()
+    form = parse_qs(last["body"].decode())
+    assert form == {"phone_number": ["11234567890"], "message": ["Pomoc"], "message_type": ["ARN"]}
+    assert env.client.llen(keys.DEADLETTER) == 0
+
+
+def test_autoreply_exhausted_goes_to_deadletter(env, monkeypatch):
+    help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
+    monkeypatch.setattr(tasks.autoreply, "max_retries", 1)
+    with FakeTelesign(failures=100) as fake:
+        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
+        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
+        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here"}}')
+        reset_settings_cache()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            send(help_body)
+            wait_for(lambda: env.client.llen(keys.DEADLETTER) == 1, timeout=20)
+    entry = __import__("json").loads(env.client.lindex(keys.DEADLETTER, 0))
+    assert entry["kind"] == "autoreply" and entry["attempts"] == 2 and "500" in entry["error"]
+    assert entry["payload"]["message"] == "Help here"
+
+
+def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
+    """A worker killed while a batch is in flight: the batch comes back, and dedup keeps it exactly-once."""
+    base = fixture_bodies()["delivery_rcs_fallback_to_sms"]
+    n_batches, per_batch = 40, 250
+    for b in range(n_batches):
+        send(*[base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode())
+               for i in range(per_batch)])
+    total = n_batches * per_batch
+    worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
+    # Short visibility timeout so the killed worker's unacked batch is redelivered quickly.
+    cmd = [sys.executable, "-m", "tests.workers.run_worker"]
+    first = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: env.client.llen(keys.RECENT_EVENTS) > 0, timeout=20)
+        time.sleep(0.2)
+        first.send_signal(signal.SIGKILL)
+        first.wait(5)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    done_before = len(env.client.keys(keys.DEDUP.format(event_id="*")))
+    assert done_before < total, "the worker finished before it was killed; make the batches bigger"
+    # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
+    time.sleep(2.5)
+    second = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
+        wait_for(lambda: int(env.client.hget(keys.METRICS, field) or 0) >= total, timeout=40)
+        time.sleep(0.3)
+    finally:
+        second.terminate()
+        second.wait(10)
+    assert int(env.client.hget(keys.METRICS, field)) == total
+    assert len(env.client.keys(keys.HISTORY.format(reference_id="REF*"))) == total
+
+
+def test_help_five_times_sends_exactly_one_reply(env, monkeypatch):
+    help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
+    with FakeTelesign() as fake:
+        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
+        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
+        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here"}}')
+        reset_settings_cache()
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            for _ in range(5):
+                send(help_body)
+            wait_for(lambda: int(env.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == 4)
+            wait_for(lambda: len(fake.requests) >= 1)
+            time.sleep(0.5)
+    assert len(fake.requests) == 1
+    assert parse_qs(fake.requests[0]["body"].decode())["message"] == ["Help here"]

@@ -1,0 +1,89 @@
+"""`tspipe quarantine list|show ID|purge`: look at and clear bodies that did not decode.
+
+Quarantined bodies are kept so a decoder fix can be checked against the real
+payloads that failed; this command is how an operator finds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from datetime import datetime, timezone
+
+import click
+import redis
+
+from config import get_settings
+from config.errors import ConfigError
+
+
+def _store():
+    # Imported here: importing workers builds the Celery app, which reads settings,
+    # and `tspipe --help` must work even when the environment is wrong.
+    try:
+        settings = get_settings()
+        from workers.store import Store
+    except ConfigError as exc:
+        click.echo(f"tspipe: {exc}", err=True)
+        sys.exit(2)
+    if not settings.redis_url:
+        click.echo("tspipe: REDIS_URL is not set", err=True)
+        sys.exit(2)
+    return Store.from_settings(settings)
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _run(func):
+    try:
+        return func()
+    except redis.RedisError as exc:
+        click.echo(f"tspipe: cannot reach Redis: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+def quarantine() -> None:
+    """Bodies that failed to decode, with the reason."""
+
+
+@quarantine.command("list")
+@click.option("--limit", "-n", default=50, show_default=True, help="Most entries shown, newest first.")
+def list_(limit: int) -> None:
+    """List quarantined bodies, newest first."""
+    entries = _run(lambda: _store().quarantined(limit))
+    if not entries:
+        click.echo("quarantine is empty")
+        return
+    for e in entries:
+        click.echo(f"{e.id}  {_when(e.received_at)}  {e.reason}")
+
+
+@quarantine.command()
+@click.argument("entry_id")
+def show(entry_id: str) -> None:
+    """Show one quarantined body and why it failed."""
+    entries = _run(lambda: _store().quarantined(10**9))
+    for e in entries:
+        if e.id == entry_id:
+            click.echo(f"id:          {e.id}\nreason:      {e.reason}\nreceived_at: {_when(e.received_at)}")
+            click.echo(f"request_id:  {e.request_id or '-'}\nchannel:     {e.channel_hint or '-'}")
+            if e.body is not None:
+                click.echo("body:\n" + e.body)
+            else:
+                click.echo(f"body (not UTF-8, {len(base64.b64decode(e.body_b64 or ''))} bytes, base64):\n{e.body_b64}")
+            return
+    click.echo(f"tspipe: no quarantined body with id {entry_id!r}", err=True)
+    sys.exit(1)
+
+
+@quarantine.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge(yes: bool) -> None:
+    """Delete every quarantined body."""
+    if not yes:
+        click.confirm("Delete every quarantined body?", abort=True)
+    count = _run(lambda: _store().purge_quarantine())
+    click.echo(f"purged {count} quarantined bod{'y' if count == 1 else 'ies'}")

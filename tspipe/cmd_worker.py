@@ -1,0 +1,55 @@
+"""`tspipe worker` and `tspipe beat`: the Celery processes of the Procfile.
+
+Thin wrappers over Celery's own entry points so operators get Celery's flags
+and signals unchanged; settings (REDIS_URL, concurrency) come from config/.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from config import get_settings
+from config.errors import ConfigError
+
+
+def _app():
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        click.echo(f"tspipe: {exc}", err=True)
+        sys.exit(2)
+    if not settings.redis_url:
+        click.echo("tspipe: REDIS_URL is not set (use `tspipe run` for the embedded Redis)", err=True)
+        sys.exit(2)
+    from workers import app
+
+    return app, settings
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default TSPIPE_WORKER_CONCURRENCY).")
+@click.option("--loglevel", "-l", default=None, help="Celery log level (default TSPIPE_LOG_LEVEL).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str, ...]) -> None:
+    """Run the Celery worker that applies callback batches (extra arguments go to Celery)."""
+    app, settings = _app()
+    app.worker_main(
+        [
+            "worker",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--loglevel={loglevel or settings.log_level}",
+            f"--queues={settings.queue}",
+            *celery_args,
+        ]
+    )
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--loglevel", "-l", default=None, help="Celery log level (default TSPIPE_LOG_LEVEL).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
+    """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
+    app, settings = _app()
+    app.start(["beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])

@@ -1,0 +1,356 @@
+"""The state store: every Redis write the workers make, and every Lua script.
+
+A whole batch is applied with ONE Lua call (`apply_batch`): dedup, state
+merge, history, pending index, opt-outs, recent events and metrics happen
+atomically per batch, in one round trip. Atomicity is what makes a batch
+redelivered after a worker crash side-effect-free: an event either was fully
+applied (its dedup key exists) or not at all.
+
+Ranking (CONTRACT section 4): a message's state only moves forward.
+`rank(event)` orders statuses; among equal ranks the later `occurred_at` wins.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import msgspec
+import redis
+
+from pipeline.event import EVENT_ENCODER, Event, Outcome
+from workers import keys
+
+# Lag histogram buckets in seconds (received_at -> applied), Prometheus style.
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0)
+
+
+def rank(event: Event) -> int:
+    """Order of precedence of a status: read > final > delivered (not final, e.g. WhatsApp 3000) > in flight.
+
+    Read beats everything because it can only come after delivery; a final
+    status beats any intermediate one; a non-final "delivered" still beats a
+    "pending" that arrived late.
+    """
+    status = event.status
+    if status.outcome is Outcome.READ:
+        return 3
+    if status.final:
+        return 2
+    if status.outcome is Outcome.DELIVERED:
+        return 1
+    return 0
+
+
+def _ts(event: Event) -> float:
+    when = event.occurred_at or event.received_at
+    return when.timestamp() if when is not None else 0.0
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1e6):06d}Z"
+
+
+def events_metric(event: Event) -> str:
+    channel = event.channel.value if event.channel else ""
+    return (
+        f'tspipe_events_total{{channel="{channel}",kind="{event.kind.value}",'
+        f'outcome="{event.status.outcome.value}"}}'
+    )
+
+
+# KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
+# which all come from workers/keys.py).
+# ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries.
+# Returns the 1-based positions of the entries newly applied, in batch order.
+_APPLY_BATCH = r"""
+local cfg = cmsgpack.unpack(ARGV[1])
+local entries = cmsgpack.unpack(ARGV[2])
+local function key(template, field, value)
+  return (string.gsub(template, '{' .. field .. '}', function() return value end))
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local applied = {}
+local recent = {}
+local hits = 0
+-- Metrics are summed here and written once per batch, not once per event.
+local counts = {}
+local buckets = {}
+for i = 1, #cfg.buckets do buckets[i] = 0 end
+local lag_sum, lag_count = 0, 0
+for _, e in ipairs(entries) do
+  local dk = key(cfg.dedup, 'event_id', e.id)
+  if not redis.call('SET', dk, '1', 'NX', 'EX', cfg.dedup_ttl) then
+    hits = hits + 1
+  else
+    applied[#applied + 1] = _
+    counts[e.metric] = (counts[e.metric] or 0) + 1
+    if e.received then
+      local lag = now - e.received
+      if lag < 0 then lag = 0 end
+      for i, le in ipairs(cfg.buckets) do
+        if lag <= le then buckets[i] = buckets[i] + 1 end
+      end
+      lag_sum = lag_sum + lag
+      lag_count = lag_count + 1
+    end
+    if e.ref then
+      local hk = key(cfg.history, 'reference_id', e.ref)
+      if redis.call('RPUSH', hk, e.hist) > cfg.history_max then
+        redis.call('LTRIM', hk, -cfg.history_max, -1)
+      end
+      redis.call('EXPIRE', hk, cfg.state_ttl)
+      local sk = key(cfg.state, 'reference_id', e.ref)
+      local cur = redis.call('HMGET', sk, 'rank', 'ts')
+      local cr, ct = tonumber(cur[1]), tonumber(cur[2])
+      if (not cr) or e.rank > cr or (e.rank == cr and e.ts > ct) then
+        redis.call('HSET', sk, 'event', e.event, 'rank', e.rank, 'ts', e.ts)
+        if e.final then
+          redis.call('ZREM', cfg.pending, e.ref)
+        else
+          redis.call('ZADD', cfg.pending, e.ts, e.ref)
+        end
+      end
+      redis.call('EXPIRE', sk, cfg.state_ttl)
+    end
+    if e.optout and e.addr then
+      local ok = key(cfg.optout, 'address', e.addr)
+      local prev = tonumber(redis.call('HGET', ok, 'ts'))
+      if (not prev) or e.ts > prev then
+        local out = (e.optout == 'stop') and 1 or 0
+        redis.call('HSET', ok, 'opted_out', out, 'channel', e.channel or '', 'keyword', e.keyword or '',
+          'ts', e.ts, 'updated_at', e.iso)
+        if out == 1 then
+          redis.call('ZADD', cfg.optout_index, e.ts, e.addr)
+        else
+          redis.call('ZREM', cfg.optout_index, e.addr)
+        end
+        redis.call('HINCRBY', cfg.metrics, 'tspipe_optout_changes_total{action="' .. e.optout .. '"}', 1)
+      end
+    end
+    recent[#recent + 1] = e.event
+  end
+end
+-- Only the newest recent_max events of the batch can survive the trim: push just those, in one call.
+if #recent > 0 then
+  local first = math.max(1, #recent - cfg.recent_max + 1)
+  redis.call('LPUSH', cfg.recent, unpack(recent, first, #recent))
+  redis.call('LTRIM', cfg.recent, 0, cfg.recent_max - 1)
+end
+if hits > 0 then redis.call('HINCRBY', cfg.metrics, 'tspipe_dedup_hits_total', hits) end
+for field, n in pairs(counts) do redis.call('HINCRBY', cfg.metrics, field, n) end
+if lag_count > 0 then
+  for i, le in ipairs(cfg.buckets) do
+    redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="' .. cfg.labels[i] .. '"}', buckets[i])
+  end
+  redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_bucket{le="+Inf"}', lag_count)
+  redis.call('HINCRBYFLOAT', cfg.metrics, cfg.lag .. '_sum', lag_sum)
+  redis.call('HINCRBY', cfg.metrics, cfg.lag .. '_count', lag_count)
+end
+return applied
+"""
+
+_packer = msgspec.msgpack.Encoder()
+
+
+class History(msgspec.Struct, frozen=True, kw_only=True):
+    """One compact history line: enough to see how a message moved, without the raw body."""
+
+    event_id: str
+    kind: str
+    code: int
+    outcome: str
+    final: bool
+    channel: str | None
+    occurred_at: str | None
+    received_at: str | None
+
+
+class OptOut(msgspec.Struct, frozen=True, kw_only=True):
+    address: str
+    opted_out: bool
+    channel: str | None
+    keyword: str | None
+    updated_at: str | None
+
+
+class QuarantineEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A body that did not decode. `body` is the text when UTF-8, else `body_b64` holds the bytes."""
+
+    id: str
+    reason: str
+    received_at: float
+    quarantined_at: float
+    request_id: str = ""
+    channel_hint: str | None = None
+    body: str | None = None
+    body_b64: str | None = None
+
+
+_QUARANTINE_DECODER = msgspec.json.Decoder(QuarantineEntry)
+_json = msgspec.json.Encoder()
+
+
+class Store:
+    """Thin wrapper over a sync Redis client; one instance per worker process."""
+
+    CHUNK = 1000
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        state_ttl: int = 7 * 86400,
+        dedup_ttl: int = 7 * 86400,
+        history_max: int = 50,
+        quarantine_max: int = 100000,
+        recent_max: int = 200,
+    ) -> None:
+        self.client = client
+        self.quarantine_max = quarantine_max
+        self._apply = client.register_script(_APPLY_BATCH)
+        self._cfg = _packer.encode(
+            {
+                "dedup": keys.DEDUP,
+                "state": keys.STATE,
+                "history": keys.HISTORY,
+                "optout": keys.OPTOUT,
+                "optout_index": keys.OPTOUT_INDEX,
+                "pending": keys.PENDING_INDEX,
+                "metrics": keys.METRICS,
+                "recent": keys.RECENT_EVENTS,
+                "lag": "tspipe_processing_lag_seconds",
+                "buckets": list(LAG_BUCKETS),
+                "labels": [str(b) for b in LAG_BUCKETS],
+                "dedup_ttl": dedup_ttl,
+                "state_ttl": state_ttl,
+                "history_max": history_max,
+                "recent_max": recent_max,
+            }
+        )
+
+    @classmethod
+    def from_settings(cls, settings) -> Store:
+        return cls(
+            redis.Redis.from_url(settings.redis_url),
+            state_ttl=settings.state_ttl_seconds,
+            dedup_ttl=settings.dedup_ttl_seconds,
+            history_max=settings.history_max,
+            quarantine_max=settings.quarantine_max,
+        )
+
+    def apply_batch(self, events: Sequence[Event]) -> list[Event]:
+        """Apply every event in one Lua call; return the events that were new (not duplicates)."""
+        if not events:
+            return []
+        entries = []
+        for ev in events:
+            ts = _ts(ev)
+            entry = {
+                "id": ev.event_id,
+                "metric": events_metric(ev),
+                "event": EVENT_ENCODER.encode(ev).decode(),
+                "rank": rank(ev),
+                "ts": ts,
+                "final": ev.status.final,
+            }
+            if ev.received_at is not None:
+                entry["received"] = ev.received_at.timestamp()
+            if ev.reference_id:
+                entry["ref"] = ev.reference_id
+                entry["hist"] = _json.encode(
+                    History(
+                        event_id=ev.event_id,
+                        kind=ev.kind.value,
+                        code=ev.status.code,
+                        outcome=ev.status.outcome.value,
+                        final=ev.status.final,
+                        channel=ev.channel.value if ev.channel else None,
+                        occurred_at=ev.occurred_at.isoformat() if ev.occurred_at else None,
+                        received_at=ev.received_at.isoformat() if ev.received_at else None,
+                    )
+                ).decode()
+            action = ev.action.value if ev.action is not None else None
+            if action in ("stop", "start") and ev.address:
+                entry.update(
+                    optout=action,
+                    addr=ev.address,
+                    channel=ev.channel.value if ev.channel else None,
+                    keyword=ev.keyword,
+                    iso=_iso(ts),
+                )
+            entries.append(entry)
+        # Chunks bound how long one script blocks Redis (about 20 ms per 1,000
+        # events), while a normal batch (TSPIPE_BATCH_MAX_RECORDS=500) stays one call.
+        new: list[Event] = []
+        for start in range(0, len(entries), self.CHUNK):
+            applied = self._apply(args=[self._cfg, _packer.encode(entries[start:start + self.CHUNK])])
+            new.extend(events[start + int(i) - 1] for i in applied)
+        return new
+
+    # --- quarantine ---
+
+    def quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
+        """Keep bodies that failed to decode, newest first, capped; one pipeline for the batch."""
+        entries = list(entries)
+        if not entries:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        pipe.lpush(keys.QUARANTINE, *[_json.encode(e) for e in entries])
+        pipe.ltrim(keys.QUARANTINE, 0, self.quarantine_max - 1)
+        pipe.hincrby(keys.METRICS, "tspipe_quarantined_total", len(entries))
+        pipe.execute()
+        return len(entries)
+
+    def quarantined(self, limit: int = 100) -> list[QuarantineEntry]:
+        return [_QUARANTINE_DECODER.decode(raw) for raw in self.client.lrange(keys.QUARANTINE, 0, limit - 1)]
+
+    def purge_quarantine(self) -> int:
+        pipe = self.client.pipeline()
+        pipe.llen(keys.QUARANTINE)
+        pipe.delete(keys.QUARANTINE)
+        return pipe.execute()[0]
+
+    # --- reads (tests, CLI) ---
+
+    def state(self, reference_id: str) -> Event | None:
+        raw = self.client.hget(keys.STATE.format(reference_id=reference_id), "event")
+        return msgspec.json.decode(raw, type=Event) if raw else None
+
+    def history(self, reference_id: str) -> list[History]:
+        rows = self.client.lrange(keys.HISTORY.format(reference_id=reference_id), 0, -1)
+        return [msgspec.json.decode(r, type=History) for r in rows]
+
+    def optout(self, address: str) -> OptOut:
+        return optout_from_hash(address, self.client.hgetall(keys.OPTOUT.format(address=address)))
+
+    def claim_autoreply(self, event_id: str, claimer: str, ttl: int) -> bool:
+        """First claimer wins; the same claimer (a retried task keeps its id) may claim again."""
+        key = keys.AUTOREPLY_CLAIM.format(event_id=event_id)
+        if self.client.set(key, claimer, nx=True, ex=ttl):
+            return True
+        current = self.client.get(key)
+        return current is not None and current.decode() == claimer
+
+    def dead_letter(self, entry: dict) -> None:
+        self.client.lpush(keys.DEADLETTER, _json.encode(entry))
+
+
+def optout_from_hash(address: str, data: dict) -> OptOut:
+    """Shared by the sync store and the async query API."""
+    def get(name: str) -> str | None:
+        value = data.get(name.encode()) if data and isinstance(next(iter(data)), bytes) else data.get(name)
+        if isinstance(value, bytes):
+            value = value.decode()
+        return value or None
+
+    if not data:
+        return OptOut(address=address, opted_out=False, channel=None, keyword=None, updated_at=None)
+    return OptOut(
+        address=address,
+        opted_out=get("opted_out") == "1",
+        channel=get("channel"),
+        keyword=get("keyword"),
+        updated_at=get("updated_at"),
+    )

@@ -1,0 +1,131 @@
+"""Celery tasks. Thin on purpose: unpack, call workers/ and pipeline/ functions.
+
+`tspipe.ingest_batch` never fails a batch because of one body: a body that
+does not decode is quarantined with its reason, and the rest is applied.
+Redis errors do raise, so Celery redelivers the batch (late acks), and the
+store's dedup makes the second pass side-effect-free.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from datetime import datetime, timezone
+
+import msgspec
+
+import pipeline
+from config import get_settings
+from pipeline.errors import InvalidCallback
+from pipeline.event import Event
+from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
+from workers import actions, fanout
+from workers.app import app
+from workers.store import QuarantineEntry, Store
+from workers.telesign_client import TelesignError, send_reply
+
+AUTOREPLY_TASK = "tspipe.autoreply"
+AUTOREPLY_MAX_RETRIES = 5
+
+_store: Store | None = None
+
+
+def get_store() -> Store:
+    """One store (and Redis connection pool) per worker process, built on first use after fork."""
+    global _store
+    if _store is None:
+        _store = Store.from_settings(get_settings())
+    return _store
+
+
+def reset_store() -> None:
+    global _store
+    _store = None
+
+
+def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
+    try:
+        text, b64 = record.body.decode("utf-8"), None
+    except UnicodeDecodeError:
+        text, b64 = None, base64.b64encode(record.body).decode()
+    return QuarantineEntry(
+        id=hashlib.sha256(record.body).hexdigest()[:16],
+        reason=reason,
+        received_at=record.received_at,
+        quarantined_at=time.time(),
+        request_id=record.request_id,
+        channel_hint=record.channel_hint,
+        body=text,
+        body_b64=b64,
+    )
+
+
+def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineEntry]]:
+    """Decode every record; failures become quarantine entries instead of exceptions."""
+    events: list[Event] = []
+    bad: list[QuarantineEntry] = []
+    decode = pipeline.decode
+    for record in records:
+        try:
+            received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
+            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received))
+        except InvalidCallback as exc:
+            bad.append(_quarantine_entry(record, str(exc) or type(exc).__name__))
+        except Exception as exc:  # a decoder bug must not poison the whole batch either
+            bad.append(_quarantine_entry(record, f"decoder error: {type(exc).__name__}: {exc}"))
+    return events, bad
+
+
+def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
+    """Decode, quarantine, apply, queue auto-replies, fan out. Returns the newly applied events."""
+    store = store or get_store()
+    events, bad = decode_records(decode_batch(blob))
+    store.quarantine(bad)
+    applied = store.apply_batch(events)
+    # Replies are queued for every event that asks for one, duplicates included:
+    # the auto-reply task claims the event id, so only one ever sends, and a
+    # crash between apply and enqueue cannot lose the reply.
+    for reply in actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies)):
+        autoreply.delay(msgspec.to_builtins(reply))
+    fanout.fan_out(applied)
+    return applied
+
+
+@app.task(name=INGEST_BATCH_TASK, acks_late=True, reject_on_worker_lost=True)
+def ingest_batch(blob: bytes) -> int:
+    return len(process_batch(blob))
+
+
+@app.task(
+    name=AUTOREPLY_TASK,
+    bind=True,
+    autoretry_for=(TelesignError,),
+    retry_backoff=1,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=AUTOREPLY_MAX_RETRIES,
+)
+def autoreply(self, payload: dict) -> str:
+    """Send one auto-reply. Claimed per event id so a duplicate event never sends twice."""
+    settings = get_settings()
+    store = get_store()
+    if not store.claim_autoreply(payload["event_id"], self.request.id, settings.dedup_ttl_seconds):
+        return "duplicate"
+    if not settings.telesign_customer_id or not settings.telesign_api_keys:
+        store.dead_letter({"kind": "autoreply", "payload": payload, "error": "no Telesign credentials", "attempts": 0})
+        return "no-credentials"
+    try:
+        send_reply(
+            settings.telesign_api_url, settings.telesign_customer_id, settings.telesign_api_keys[0],
+            channel=payload.get("channel"), phone_number=payload.get("phone_number"),
+            email=payload.get("email"), message=payload["message"],
+        )
+    except TelesignError as exc:
+        if self.request.retries >= self.max_retries:
+            store.dead_letter(
+                {"kind": "autoreply", "payload": payload, "error": str(exc), "attempts": self.request.retries + 1}
+            )
+            return "dead-lettered"
+        raise
+    return "sent"
