@@ -19,6 +19,11 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_dlq import dlq  # noqa: E402 - subcommands register after the group exists
+
+cli.add_command(dlq)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

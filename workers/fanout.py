@@ -1,0 +1,40 @@
+"""Fan-out: hand newly applied events to every destination and plug-in whose filter wants them.
+
+Called by the batch task with the events it just applied (never duplicates,
+thanks to dedup), so each matching event is enqueued once per target. Each
+destination has its own queue; each enqueued message is delivered
+at-least-once, and order is not promised (webhook-id lets receivers dedupe).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from pipeline.event import EVENT_ENCODER, Event
+from workers.delivery import enqueue
+from workers.destinations import load_destinations
+from workers.plugins import load_plugins
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def fan_out(events: list[Event]) -> None:
+    if not events:
+        return
+    encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
+    for dest in load_destinations():
+        wanted = [encoded[e.event_id] for e in events if dest.filter.matches(e)]
+        for chunk in _chunks(wanted, dest.batch_size):
+            body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
+            enqueue(dest, body)
+    for plugin in load_plugins():
+        wanted = [msgspec.json.decode(encoded[e.event_id]) for e in events if plugin.filter.matches(e)]
+        if not wanted:
+            continue
+        if plugin.batch:
+            plugin.task.apply_async((wanted,))
+        else:
+            for item in wanted:
+                plugin.task.apply_async((item,))
