@@ -92,7 +92,7 @@ def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
     Removed only after it is re-enqueued: a crash in between replays it twice,
     which webhook-id deduplication absorbs, rather than losing it.
     """
-    from workers.delivery import enqueue
+    from workers.delivery import celery_app, enqueue
     from workers.destinations import by_name
     from workers.plugins import load_plugins
 
@@ -109,11 +109,9 @@ def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
             plugin = plugins.get(entry.target)
             if plugin is None:
                 continue
-            plugin.task.apply_async((msgspec.json.decode(body),))
+            celery_app().send_task(plugin.name, args=(msgspec.json.decode(body),))
         else:
-            from celery import current_app
-
-            current_app.send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
+            celery_app().send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
         done.append(entry.id)
     remove(client, done)
     return len(done)

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import msgspec
 import redis
-from celery import shared_task
+from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
 from workers import circuit, deadletters, keys
@@ -47,10 +47,16 @@ def message_id(body: bytes) -> str:
     return batch_id([_one.decode(body).event_id])
 
 
+def celery_app() -> Celery:
+    """The app of the running task (a threads or solo worker does not make its app current), else the current one."""
+    task = current_task._get_current_object() if current_task else None
+    return task.app if task is not None else current_app._get_current_object()
+
+
 def enqueue(dest: Destination, body: bytes, attempt: int = 1, first_at: float | None = None,
             countdown: float = 0) -> None:
-    deliver.apply_async((dest.name, body, attempt, first_at or time.time()), queue=dest.queue,
-                        countdown=countdown or None)
+    celery_app().send_task(DELIVER_TASK, args=(dest.name, body, attempt, first_at or time.time()),
+                           queue=dest.queue, countdown=countdown or None)
 
 
 def _rate_limited(client: redis.Redis, dest: Destination) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.event import EVENT_ENCODER, Event
-from workers.delivery import enqueue
+from workers.delivery import celery_app, enqueue
 from workers.destinations import load_destinations
 from workers.plugins import load_plugins
 
@@ -29,12 +29,13 @@ def fan_out(events: list[Event]) -> None:
         for chunk in _chunks(wanted, dest.batch_size):
             body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
             enqueue(dest, body)
+    app = celery_app()
     for plugin in load_plugins():
         wanted = [msgspec.json.decode(encoded[e.event_id]) for e in events if plugin.filter.matches(e)]
         if not wanted:
             continue
         if plugin.batch:
-            plugin.task.apply_async((wanted,))
+            app.send_task(plugin.name, args=(wanted,), queue=plugin.queue)
         else:
             for item in wanted:
-                plugin.task.apply_async((item,))
+                app.send_task(plugin.name, args=(item,), queue=plugin.queue)

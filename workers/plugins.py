@@ -40,6 +40,11 @@ class Plugin(msgspec.Struct, frozen=True):
     def name(self) -> str:
         return self.task.name
 
+    @property
+    def queue(self) -> str | None:
+        """A queue declared on the task itself (else Celery's task_routes and default queue decide)."""
+        return getattr(self.task, "queue", None)
+
 
 def to_event(data: dict) -> Event:
     return EVENT_DECODER.decode(msgspec.json.encode(data))
