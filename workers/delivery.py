@@ -54,9 +54,9 @@ def celery_app() -> Celery:
 
 
 def enqueue(dest: Destination, body: bytes, attempt: int = 1, first_at: float | None = None,
-            countdown: float = 0) -> None:
+            countdown: float = 0, producer: object = None) -> None:
     celery_app().send_task(DELIVER_TASK, args=(dest.name, body, attempt, first_at or time.time()),
-                           queue=dest.queue, countdown=countdown or None)
+                           queue=dest.queue, countdown=countdown or None, producer=producer)
 
 
 def _rate_limited(client: redis.Redis, dest: Destination) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 import msgspec
@@ -119,11 +120,17 @@ def parse_destinations(raw: str | None) -> list[Destination]:
     return destinations
 
 
-def load_destinations() -> list[Destination]:
-    """The destinations of the process-wide settings."""
+@lru_cache(maxsize=8)
+def _parsed(raw: str | None) -> tuple[Destination, ...]:
+    # A file's content may change between runs, not within one: parse once per process and setting.
+    return tuple(parse_destinations(raw))
+
+
+def load_destinations() -> tuple[Destination, ...]:
+    """The destinations of the process-wide settings; parsed once, since fan-out asks on every batch."""
     from config import get_settings
 
-    return parse_destinations(get_settings().destinations)
+    return _parsed(get_settings().destinations)
 
 
 def by_name(name: str) -> Destination | None:
