@@ -17,7 +17,7 @@ from workers import keys
 
 def wait_seconds(client: redis.Redis, name: str) -> float:
     """0 when a delivery may go now; otherwise how long to wait before asking again."""
-    open_until = client.hget(keys.CIRCUIT.format(name=name), "open_until")
+    open_until, cooldown = client.hmget(keys.CIRCUIT.format(name=name), "open_until", "cooldown")
     if open_until is None:
         return 0.0
     remaining = float(open_until) - time.time()
@@ -26,7 +26,8 @@ def wait_seconds(client: redis.Redis, name: str) -> float:
     # Half-open: one probe at a time; the lock expires in case the prober dies.
     if client.set(keys.CIRCUIT_PROBE.format(name=name), "1", nx=True, ex=60):
         return 0.0
-    return 1.0
+    # Someone else is probing: come back after about one cooldown rather than spinning.
+    return float(cooldown or 1.0)
 
 
 def record_success(client: redis.Redis, name: str) -> None:
@@ -38,7 +39,7 @@ def record_failure(client: redis.Redis, name: str, threshold: int, cooldown: flo
     failures = client.hincrby(key, "failures", 1)
     if failures >= threshold:
         pipe = client.pipeline()
-        pipe.hset(key, "open_until", time.time() + cooldown)
+        pipe.hset(key, mapping={"open_until": time.time() + cooldown, "cooldown": cooldown})
         pipe.delete(keys.CIRCUIT_PROBE.format(name=name))
         pipe.expire(key, int(cooldown) + 3600)
         pipe.execute()

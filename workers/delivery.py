@@ -8,6 +8,7 @@ message on the destination's own queue, so a waiting retry holds no worker.
 
 from __future__ import annotations
 
+import random
 import time
 from functools import lru_cache
 
@@ -17,7 +18,7 @@ from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
 from workers import circuit, deadletters, keys
-from workers.destinations import Destination, by_name
+from workers.destinations import MAX_DELAY_SECONDS, Destination, by_name
 from workers.webhooks import DeliveryFailed, backoff, batch_id, post
 
 DELIVER_TASK = "tspipe.deliver"
@@ -59,17 +60,18 @@ def enqueue(dest: Destination, body: bytes, attempt: int = 1, first_at: float | 
                            queue=dest.queue, countdown=countdown or None, producer=producer)
 
 
-def _rate_limited(client: redis.Redis, dest: Destination) -> bool:
-    """A fixed one-second window shared by all workers; "N/s" or "N/m" like Celery's."""
+def _rate_wait(client: redis.Redis, dest: Destination) -> float:
+    """A fixed window shared by all workers ("N/s" or "N/m", like Celery's); seconds until the next one when full."""
     if not dest.rate_limit:
-        return False
+        return 0.0
     count, _, unit = dest.rate_limit.partition("/")
     window = 60 if unit.startswith("m") else 1
-    key = keys.RATE.format(name=dest.name, window=int(time.time() // window))
+    now = time.time()
+    key = keys.RATE.format(name=dest.name, window=int(now // window))
     used = client.incr(key)
     if used == 1:
         client.expire(key, window + 1)
-    return used > float(count)
+    return 0.0 if used <= float(count) else window - (now % window)
 
 
 def attempt_delivery(dest: Destination, body: bytes, attempt: int, first_at: float) -> str:
@@ -78,9 +80,10 @@ def attempt_delivery(dest: Destination, body: bytes, attempt: int, first_at: flo
     if time.time() - first_at > dest.max_age_seconds:
         _dead(client, dest, body, f"older than max_age_seconds={dest.max_age_seconds}", attempt - 1)
         return "dead"
-    wait = circuit.wait_seconds(client, dest.name)
-    if wait > 0 or _rate_limited(client, dest):
-        enqueue(dest, body, attempt, first_at, countdown=max(wait, 1.0))
+    wait = circuit.wait_seconds(client, dest.name) or _rate_wait(client, dest)
+    if wait > 0:
+        # Jittered so the events held back by an open circuit do not all return in the same second.
+        enqueue(dest, body, attempt, first_at, countdown=max(wait, 0.1) * random.uniform(1.0, 1.2))
         return "deferred"
     try:
         post(dest.url, dest.secret, message_id(body), body, dest.timeout)
@@ -90,7 +93,7 @@ def attempt_delivery(dest: Destination, body: bytes, attempt: int, first_at: flo
         if not exc.retryable or attempt >= dest.max_attempts:
             _dead(client, dest, body, str(exc), attempt)
             return "dead"
-        delay = max(exc.retry_after or 0.0, backoff(attempt, dest.backoff_base, dest.backoff_max))
+        delay = max(min(exc.retry_after or 0.0, MAX_DELAY_SECONDS), backoff(attempt, dest.backoff_base, dest.backoff_max))
         enqueue(dest, body, attempt + 1, first_at, countdown=delay)
         return "retry"
     circuit.record_success(client, dest.name)

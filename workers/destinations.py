@@ -20,6 +20,8 @@ from config.errors import ConfigError
 from pipeline.event import Event
 
 VARIABLE = "TSPIPE_DESTINATIONS"
+# Below the broker visibility timeout (workers/app.py) so a delayed retry is never redelivered early.
+MAX_DELAY_SECONDS = 240
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -56,8 +58,10 @@ class Destination(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Celery rate limit string for this destination's queue consumer, e.g. "50/s".
     rate_limit: str | None = None
     # Exponential backoff with full jitter: sleep uniform(0, min(cap, base * 2**attempt)).
+    # The cap stays under the broker's visibility timeout (300 s): a Redis-transport message
+    # delayed longer than that is redelivered, i.e. sent twice.
     backoff_base: float = 2.0
-    backoff_max: float = 600.0
+    backoff_max: float = 240.0
     # Consecutive failures that open the circuit, and how long it stays open before a probe.
     circuit_threshold: int = 5
     circuit_cooldown: float = 30.0
@@ -115,6 +119,10 @@ def parse_destinations(raw: str | None) -> list[Destination]:
             raise ConfigError(VARIABLE, f"{where}: url must start with http:// or https://")
         if not dest.secret:
             raise ConfigError(VARIABLE, f"{where}: secret must not be empty")
+        if not 0 < dest.backoff_max <= MAX_DELAY_SECONDS or not 0 < dest.circuit_cooldown <= MAX_DELAY_SECONDS:
+            raise ConfigError(VARIABLE, f"{where}: backoff_max and circuit_cooldown must be between 0 and {MAX_DELAY_SECONDS}")
+        if dest.rate_limit is not None and not re.fullmatch(r"\d+(\.\d+)?/[sm]", dest.rate_limit):
+            raise ConfigError(VARIABLE, f"{where}: rate_limit must look like 50/s or 600/m")
         if dest.timeout <= 0 or dest.max_attempts < 1 or dest.batch_size < 1 or dest.max_age_seconds <= 0:
             raise ConfigError(VARIABLE, f"{where}: timeout, max_attempts, batch_size and max_age_seconds must be positive")
     return destinations

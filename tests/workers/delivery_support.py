@@ -36,7 +36,7 @@ class HttpServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.calls.append(({k.lower(): v for k, v in request.headers.items()}, body, time.monotonic()))
+        self.calls.append(({k.lower(): v for k, v in request.headers.items()}, body, time.time()))
         return await self.handler(request)
 
     def _run(self) -> None:

@@ -134,3 +134,15 @@ def test_batches_of_n_events_per_post(monkeypatch, redis_url) -> None:
             assert wait_for(lambda: sum(len(b) for b in server.bodies()) == 7)
     assert sorted(len(b) for b in server.bodies()) == [1, 3, 3]
     assert all(h["webhook-id"].startswith("batch_") or len(json.loads(b)) == 1 for h, b, _ in server.calls)
+
+
+def test_rate_limit_spreads_posts_over_windows(monkeypatch, redis_url) -> None:
+    with HttpServer(ok) as server:
+        destinations_env(monkeypatch, redis_url, [dest("a", server, rate_limit="3/s")])
+        with celery_worker():
+            fan_out([make_event(i) for i in range(6)])
+            assert wait_for(lambda: len(server.calls) == 6)
+    per_second: dict[int, int] = {}
+    for _, _, stamp in server.calls:
+        per_second[int(stamp)] = per_second.get(int(stamp), 0) + 1
+    assert max(per_second.values()) <= 3, per_second

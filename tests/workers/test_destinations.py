@@ -39,6 +39,7 @@ def test_json_and_toml_files(tmp_path) -> None:
     (json.dumps([{"name": "x", "url": "http://x", "secret": "s", "colour": 1}]), "colour"),
     (json.dumps([{"name": "x", "url": "http://x", "secret": "s", "timeout": "slow"}]), "timeout"),
     (json.dumps(ONE + ONE), "duplicate"),
+    (json.dumps([{"name": "x", "url": "http://x", "secret": "s", "rate_limit": "fast"}]), "rate_limit"),
     (json.dumps([{"name": "bad name", "url": "http://x", "secret": "s"}]), "name"),
 ])
 def test_bad_config_names_the_variable(raw: str, needle: str) -> None:
