@@ -20,6 +20,7 @@ def cli() -> None:
 
 
 from tspipe.cmd_classify import classify_command  # noqa: E402
+from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, worker  # noqa: E402
@@ -29,6 +30,7 @@ cli.add_command(web_command)
 cli.add_command(worker)
 cli.add_command(beat)
 cli.add_command(quarantine)
+cli.add_command(dlq)
 
 
 def main() -> None:
