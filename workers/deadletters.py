@@ -9,6 +9,7 @@ and is what any writer can append to with one command.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Literal
@@ -31,8 +32,36 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     failed_at: float  # unix time
 
 
+class _Loose(msgspec.Struct, kw_only=True):
+    """What any writer might have pushed: the DeadLetter fields, or an older {kind, payload, error, attempts}."""
+
+    id: str | None = None
+    kind: str = "destination"
+    target: str | None = None
+    event: msgspec.Raw = msgspec.Raw(b"")  # Raw cannot sit in a union with None; empty means absent
+    payload: msgspec.Raw = msgspec.Raw(b"")
+    error: str = ""
+    attempts: int = 0
+    failed_at: float = 0.0
+
+
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(DeadLetter)
+_decoder = msgspec.json.Decoder(_Loose)
+
+
+def _from_raw(raw: bytes) -> DeadLetter:
+    loose = _decoder.decode(raw)
+    kind = loose.kind if loose.kind in ("destination", "plugin", "autoreply") else "destination"
+    return DeadLetter(
+        # An entry without an id gets one derived from its bytes, so --id and removal still work.
+        id=loose.id or hashlib.sha256(raw).hexdigest()[:32],
+        kind=kind,
+        target=loose.target or kind,
+        event=loose.event if len(loose.event) else loose.payload if len(loose.payload) else msgspec.Raw(b"null"),
+        error=loose.error,
+        attempts=loose.attempts,
+        failed_at=loose.failed_at,
+    )
 
 
 def new_entry(kind: Kind, target: str, event_json: bytes, error: str, attempts: int) -> DeadLetter:
@@ -55,7 +84,7 @@ def _raw_entries(client: redis.Redis) -> list[tuple[bytes, DeadLetter]]:
     out = []
     for raw in client.lrange(keys.DEADLETTER, 0, -1):
         try:
-            out.append((raw, _decoder.decode(raw)))
+            out.append((raw, _from_raw(raw)))
         except msgspec.DecodeError:
             continue  # an entry in another shape is left alone, never lost
     return out

@@ -39,3 +39,16 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
         assert len(deadletters.list_entries(client)) == 2
         assert runner.invoke(cli, ["dlq", "purge", "--yes"]).exit_code == 0
         assert deadletters.list_entries(client) == []
+
+
+def test_entries_in_the_older_autoreply_shape_are_listed_and_removable(redis_url) -> None:
+    """The auto-reply task may push {kind, payload, error, attempts}; the dlq still shows and purges it."""
+    from workers import keys
+
+    client = redis.Redis.from_url(redis_url)
+    client.lpush(keys.DEADLETTER, json.dumps({"kind": "autoreply", "payload": {"event_id": "e1", "message": "hi"},
+                                              "error": "no Telesign credentials", "attempts": 0}))
+    (entry,) = deadletters.list_entries(client, kind="autoreply")
+    assert entry.target == "autoreply" and json.loads(bytes(entry.event))["event_id"] == "e1" and len(entry.id) == 32
+    assert deadletters.remove(client, [entry.id]) == 1
+    assert client.llen(keys.DEADLETTER) == 0
