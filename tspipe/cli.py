@@ -20,6 +20,7 @@ def cli() -> None:
 
 
 from tspipe.cmd_classify import classify_command  # noqa: E402
+from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
@@ -33,6 +34,7 @@ cli.add_command(beat)
 cli.add_command(quarantine)
 cli.add_command(dlq)
 cli.add_command(run_command)
+cli.add_command(config_group)
 
 
 def main() -> None:

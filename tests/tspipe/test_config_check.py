@@ -1,0 +1,44 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from config.settings import SETTINGS
+from tests.conftest import FIXTURES
+
+README = (FIXTURES.parent.parent.parent / "README.md").read_text()
+
+
+def check(**env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TSPIPE_", "TELESIGN_")) and k != "REDIS_URL"}
+    return subprocess.run([sys.executable, "-m", "tspipe", "config", "check"], env={**base, **env}, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"REDIS_URL": "not-a-url"}, "REDIS_URL: must be a URL"),
+        ({"TSPIPE_MAX_BODY_BYTES": "-1"}, "TSPIPE_MAX_BODY_BYTES: must be at least 1"),
+        ({"TSPIPE_CHANNELS": "sms,fax"}, "TSPIPE_CHANNELS: unknown channel 'fax'"),
+        ({"TSPIPE_DESTINATIONS": "[{"}, "TSPIPE_DESTINATIONS:"),
+        ({"PORT": "eighty"}, "PORT: must be an integer"),
+    ],
+)
+def test_bad_values_one_line_exit_2(env, fragment):
+    result = check(**env)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_prints_effective_config_with_secrets_masked():
+    result = check(TELESIGN_API_KEY="c2VjcmV0a2V5", TSPIPE_API_TOKEN="tok3n", REDIS_URL="redis://:pw@127.0.0.1:1/0")
+    assert result.returncode == 0
+    assert "c2VjcmV0a2V5" not in result.stdout and "tok3n" not in result.stdout and ":pw@" not in result.stdout
+    assert "TSPIPE_MAX_BODY_BYTES" in result.stdout
+
+
+def test_readme_documents_every_variable():
+    for setting in SETTINGS:
+        assert f"`{setting.env}`" in README, setting.env
