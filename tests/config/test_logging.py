@@ -1,0 +1,39 @@
+"""Log output never shows a full phone number, an e-mail or an API key."""
+
+import io
+import json
+import logging
+
+import structlog
+
+from config import load_settings
+from config.logging import configure_logging, mask_text
+from pipeline import decode
+from tests.conftest import fixture_bodies
+
+PHONE = "11234567890"
+KEY = "EXAMPLE----TE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw=="
+
+
+def test_logs_mask_phones_emails_and_keys():
+    stream = io.StringIO()
+    configure_logging(load_settings({"TSPIPE_LOG_FORMAT": "json", "TSPIPE_LOG_LEVEL": "debug"}), stream=stream)
+    event = decode(fixture_bodies()["mo_sms_keyword_start"])
+    log = structlog.get_logger("test")
+    log.info("callback applied", event_id=event.event_id, reference_id=event.reference_id, phone_number=event.phone_number,
+             raw=event.raw, api_key=KEY, headers={"Authorization": f"TSA cid:{KEY}"})
+    log.warning(f"reply to {PHONE} failed", email="someone@example.com")
+    logging.getLogger("celery.worker").warning("stdlib line about +1 123-456-7890 and api_key=%s", "x")
+    out = stream.getvalue()
+    assert PHONE not in out and "123-456-7890" not in out
+    assert KEY not in out and "someone@" not in out
+    assert "*******7890" in out and "***@example.com" in out
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines[0]["reference_id"] == event.reference_id and lines[0]["event_id"] == event.event_id
+    assert len(lines) == 3
+
+
+def test_mask_text_leaves_ids_and_short_numbers():
+    assert mask_text("code 3000 at 2023-10-31") == "code 3000 at 2023-10-31"
+    assert mask_text("ref 35C8B5D509BC10689196FED2AD551B8A") == "ref 35C8B5D509BC10689196FED2AD551B8A"
+    assert mask_text("call +44 20 7946 0958") == "call ********0958"
