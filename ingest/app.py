@@ -201,4 +201,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
+    # Imported here: the query API reads workers' key names, and importing workers builds the Celery app.
+    from ingest.query_api import setup_query_api
+
+    setup_query_api(app, settings)
     return app
