@@ -24,6 +24,7 @@ from config import Settings
 from ingest.batcher import Batcher, Overloaded
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
+from ingest.query_api import setup_query_api
 from ingest.spool import SpoolFull
 from pipeline.record import Record
 from pipeline.signature import SignatureError, SignatureVerifier
@@ -201,8 +202,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", handle_readyz)
     app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
-    # Imported here: the query API reads workers' key names, and importing workers builds the Celery app.
-    from ingest.query_api import setup_query_api
-
     setup_query_api(app, settings)
     return app

@@ -1,5 +1,6 @@
 """Pure core: bytes in, normalized events out. No I/O, and no imports from ingest/ or workers/."""
 
+from pipeline.decode import decode, event_id_for
 from pipeline.errors import InvalidCallback, TspipeError
 from pipeline.event import Action, Channel, Event, Kind, Outcome, Source
 
@@ -12,4 +13,6 @@ __all__ = [
     "Outcome",
     "Source",
     "TspipeError",
+    "decode",
+    "event_id_for",
 ]

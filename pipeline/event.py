@@ -96,8 +96,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     `event_id` is derived from the raw body, so a Telesign retry or a batch
     redelivered after a worker crash carries the same id and deduplicates.
-    `raw` is the original body, embedded verbatim, so nothing is lost
-    downstream even where tspipe's normalization has no field for it.
+    `raw` is the original body as text, exactly as received (it decoded as
+    UTF-8 or it would not be an event), so nothing is lost downstream even
+    where tspipe's normalization has no field for it.
     """
 
     event_id: str
@@ -119,7 +120,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     verify: VerifyState | None = None
     errors: list[ErrorItem] = []
     source: Source = Source.CALLBACK
-    raw: msgspec.Raw = msgspec.Raw(b"null")
+    raw: str = ""
 
     @property
     def address(self) -> str | None:

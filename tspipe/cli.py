@@ -19,14 +19,20 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_classify import classify_command  # noqa: E402
+from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
+from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, worker  # noqa: E402
 
+cli.add_command(classify_command)
 cli.add_command(web_command)
 cli.add_command(worker)
 cli.add_command(beat)
 cli.add_command(quarantine)
+cli.add_command(dlq)
+cli.add_command(run_command)
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
 from __future__ import annotations
 
 from celery import Celery
+from kombu import Queue
 
 from config import Settings, get_settings
 from pipeline.record import INGEST_BATCH_TASK
+from workers.destinations import parse_destinations
 from workers.serialization import SERIALIZER
 
 
@@ -46,6 +48,18 @@ def make_celery(settings: Settings | None = None) -> Celery:
         timezone="UTC",
         enable_utc=True,
         imports=("workers.tasks",),
+        # Delivery, plug-in and reconciliation tasks; importing them registers them with this app.
+        include=["workers.delivery", "workers.plugins", "workers.reconcile"],
+        # One queue per destination (parsed here so a bad TSPIPE_DESTINATIONS stops start-up):
+        # a worker consumes them all, and a destination's backlog never sits in front of another's.
+        task_queues=[Queue(settings.queue)] + [Queue(d.queue) for d in parse_destinations(settings.destinations)],
+        beat_schedule={
+            "tspipe-reconcile": {
+                "task": "tspipe.reconcile",
+                "schedule": float(settings.reconcile_interval_seconds),
+                "options": {"queue": settings.queue, "expires": float(settings.reconcile_interval_seconds)},
+            },
+        },
     )
     return app
 

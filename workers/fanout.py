@@ -1,18 +1,43 @@
-"""Downstream delivery seam: the batch task hands every newly applied event here.
+"""Fan-out: hand newly applied events to every destination and plug-in whose filter wants them.
 
-Only new (non-duplicate) events arrive, in batch order, so a destination sees
-each event at most once per applied batch. The delivery engineer replaces this
-no-op with HTTP destinations and plug-in tasks; keeping the seam now lets the
-batch task's shape stay fixed.
+Called by the batch task with the events it just applied (never duplicates,
+thanks to dedup), so each matching event is enqueued once per target. Each
+destination has its own queue; each enqueued message is delivered
+at-least-once, and order is not promised (webhook-id lets receivers dedupe).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import msgspec
 
-from pipeline.event import Event
+from pipeline.event import EVENT_ENCODER, Event
+from workers.delivery import celery_app, enqueue
+from workers.destinations import load_destinations
+from workers.plugins import load_plugins
 
 
-def fan_out(events: Sequence[Event]) -> None:
-    """Deliver `events` downstream. Currently a no-op: no destinations exist yet."""
-    return None
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def fan_out(events: list[Event]) -> None:
+    if not events:
+        return
+    encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
+    app = celery_app()
+    # One broker connection for the whole batch instead of one checkout per message.
+    with app.producer_or_acquire() as producer:
+        for dest in load_destinations():
+            wanted = [encoded[e.event_id] for e in events if dest.filter.matches(e)]
+            for chunk in _chunks(wanted, dest.batch_size):
+                body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
+                enqueue(dest, body, producer=producer)
+        for plugin in load_plugins():
+            wanted = [msgspec.json.decode(encoded[e.event_id]) for e in events if plugin.filter.matches(e)]
+            if not wanted:
+                continue
+            if plugin.batch:
+                app.send_task(plugin.name, args=(wanted,), queue=plugin.queue, producer=producer)
+            else:
+                for item in wanted:
+                    app.send_task(plugin.name, args=(item,), queue=plugin.queue, producer=producer)

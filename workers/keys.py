@@ -27,3 +27,11 @@ METRICS = PREFIX + "metrics"
 RECENT_EVENTS = PREFIX + "recent"
 # Auto-reply claim per event id: the first auto-reply task to claim it is the only one that sends.
 AUTOREPLY_CLAIM = PREFIX + "autoreply:{event_id}"
+# Circuit breaker per downstream destination (hash: failures, open_until), by destination name.
+CIRCUIT = PREFIX + "circuit:{name}"
+# Who may send the single probe while a destination's circuit is half-open (SET NX with TTL).
+CIRCUIT_PROBE = PREFIX + "circuit:{name}:probe"
+# Held by the running reconciliation so two beat ticks never poll the same messages twice.
+RECONCILE_LOCK = PREFIX + "reconcile:lock"
+# Per-destination rate-limit counter for one time window.
+RATE = PREFIX + "rate:{name}:{window}"

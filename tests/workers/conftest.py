@@ -54,7 +54,7 @@ def _standin_decode(body, channel_hint=None, received_at=None, source=Source.CAL
         received_at=received_at, phone_number=data.get("phone_number") or ur.get("phone_number"),
         email=data.get("email"), sender=None, text=None,
         action=Action(action) if code == 1500 and action else (Action.GENERIC if code == 1500 else None),
-        keyword=ur.get("keyword"), source=source, raw=__import__("msgspec").Raw(body),
+        keyword=ur.get("keyword"), source=source, raw=body.decode(),
     )
 
 

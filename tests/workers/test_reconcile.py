@@ -1,0 +1,102 @@
+"""Reconciliation against a local fake Telesign: stuck messages get their final status, others are left alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+import redis
+from aiohttp import web
+
+import pipeline
+from config.settings import load_settings
+from tests.workers.delivery_support import HttpServer
+from workers import keys
+from workers.reconcile import reconcile_once
+
+CUSTOMER, API_KEY = "CUST-1", base64.b64encode(b"k" * 32).decode()
+MESSAGING = {"ref3001": {"reference_id": "ref3001", "status": {
+    "code": 200, "description": "Delivered to handset", "updated_on": "2026-11-23T07:00:00.000000Z"}}}
+VERIFY = {"ref290": {"reference_id": "ref290", "verify": {"code_state": "VALID", "code_entered": "1234"}, "status": {
+    "code": 200, "description": "Delivered to handset", "updated_on": "2026-11-23T07:00:01.000000Z"}}}
+
+
+async def telesign(request: web.Request) -> web.Response:
+    expected = "Basic " + base64.b64encode(f"{CUSTOMER}:{API_KEY}".encode()).decode()
+    if request.headers.get("authorization") != expected:
+        return web.Response(status=401)
+    _, _, family, reference_id = request.path.split("/")
+    answer = (MESSAGING if family == "messaging" else VERIFY).get(reference_id)
+    return web.json_response(answer) if answer else web.json_response({"status": {"code": 9999}}, status=404)
+
+
+@pytest.fixture
+def fake_telesign():
+    with HttpServer(telesign) as server:
+        yield server
+
+
+def settings_for(server: HttpServer, redis_url: str):
+    return load_settings({}, redis_url=redis_url, telesign_api_url=server.url, telesign_customer_id=CUSTOMER,
+                         telesign_api_keys=(API_KEY,), reconcile_after_seconds=60, reconcile_rate_per_second=100.0)
+
+
+def seed_pending(client: redis.Redis) -> None:
+    now = time.time()
+    client.zadd(keys.PENDING_INDEX, {"ref3001": now - 600, "ref290": now - 600,  # stuck: poll
+                                     "ref_recent": now - 5,  # not quiet long enough
+                                     "ref_ancient": now - 13 * 3600})  # beyond Telesign's 12 h window
+
+
+def test_polls_stuck_messages_only_and_applies_answers(fake_telesign, redis_url) -> None:
+    client = redis.Redis.from_url(redis_url)
+    seed_pending(client)
+    applied: list[dict] = []
+
+    def apply(body: bytes) -> None:
+        """Stands in for decode + store until both land: records, and clears the index on a final answer."""
+        answer = json.loads(body)
+        applied.append(answer)
+        client.zrem(keys.PENDING_INDEX, answer["reference_id"])
+
+    assert reconcile_once(client, settings_for(fake_telesign, redis_url), apply) == 2
+    assert sorted(a["reference_id"] for a in applied) == ["ref290", "ref3001"]
+    assert [a.get("verify") for a in applied if a["reference_id"] == "ref290"][0]["code_state"] == "VALID"
+    # ref3001 once; ref290 on messaging (404) then verify; the recent and the ancient ones never.
+    assert len(fake_telesign.calls) == 3
+    assert reconcile_once(client, settings_for(fake_telesign, redis_url), apply) == 0  # final now: not polled again
+
+
+def test_rate_and_bound_per_run(fake_telesign, redis_url) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(keys.PENDING_INDEX, {f"x{i}": time.time() - 600 for i in range(5)})
+    settings = load_settings({}, redis_url=redis_url, telesign_api_url=fake_telesign.url,
+                             telesign_customer_id=CUSTOMER, telesign_api_keys=(API_KEY,), reconcile_after_seconds=60,
+                             reconcile_max_per_run=3, reconcile_rate_per_second=10.0)
+    started = time.monotonic()
+    reconcile_once(client, settings, lambda body: None)
+    assert time.monotonic() - started >= 0.25  # 3 polls at 10/s
+    assert len(fake_telesign.calls) == 6  # 3 ids (the bound), each tried on messaging then verify
+
+
+def test_beat_schedule_runs_reconcile_at_the_configured_interval(monkeypatch) -> None:
+    from workers.app import make_celery
+
+    app = make_celery(load_settings({}, reconcile_interval_seconds=42))
+    entry = app.conf.beat_schedule["tspipe-reconcile"]
+    assert entry["task"] == "tspipe.reconcile" and entry["schedule"] == 42.0
+
+
+@pytest.mark.skipif(not hasattr(pipeline, "decode"), reason="pipeline.decode lands from the core branch")
+def test_stuck_message_reaches_final_through_the_real_pipeline(fake_telesign, redis_url, monkeypatch) -> None:
+    from config.settings import reset_settings_cache
+    from workers.reconcile import default_apply
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    reset_settings_cache()
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(keys.PENDING_INDEX, {"ref3001": time.time() - 600})
+    assert reconcile_once(client, settings_for(fake_telesign, redis_url), default_apply) == 1
+    assert client.zscore(keys.PENDING_INDEX, "ref3001") is None

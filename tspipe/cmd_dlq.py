@@ -1,0 +1,78 @@
+"""`tspipe dlq`: list, replay and purge dead letters (deliveries, plug-in calls, auto-replies that gave up)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+import msgspec
+
+from config import get_settings
+from pipeline.errors import TspipeError
+
+
+def _client():
+    import redis
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: point it at the Redis that tspipe's workers use")
+    return redis.Redis.from_url(settings.redis_url)
+
+
+@click.group("dlq")
+def dlq() -> None:
+    """Dead letters: events a destination or plug-in never accepted."""
+
+
+@dlq.command("list")
+@click.option("--destination", "target", help="Only entries for this destination or plug-in.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
+def list_cmd(target: str | None, as_json: bool) -> None:
+    """List dead letters, oldest first."""
+    from workers import deadletters
+
+    for entry in deadletters.list_entries(_client(), target):
+        if as_json:
+            click.echo(msgspec.json.encode(entry).decode())
+        else:
+            when = dt.datetime.fromtimestamp(entry.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
+            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} attempts={entry.attempts}  {when}  {entry.error}")
+
+
+@dlq.command("replay")
+@click.option("--destination", "target", help="Only entries for this destination or plug-in.")
+@click.option("--id", "entry_ids", multiple=True, help="Only this entry (repeatable).")
+@click.option("--all", "replay_all", is_flag=True, help="Every entry (required when neither filter is given).")
+def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool) -> None:
+    """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
+    from workers import deadletters
+    from workers.app import make_celery
+
+    if not (target or entry_ids or replay_all):
+        raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
+    try:
+        make_celery().set_current()
+        client = _client()
+        entries = deadletters.list_entries(client, target)
+        if entry_ids:
+            entries = [e for e in entries if e.id in entry_ids]
+        count = deadletters.replay(client, entries)
+    except TspipeError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"replayed {count} of {len(entries)}", err=True)
+    if count < len(entries):
+        sys.exit(1)
+
+
+@dlq.command("purge")
+@click.option("--destination", "target", help="Only entries for this destination or plug-in.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_cmd(target: str | None, yes: bool) -> None:
+    """Delete dead letters for good."""
+    from workers import deadletters
+
+    if not yes:
+        click.confirm("Delete these dead letters for good?", abort=True)
+    click.echo(f"purged {deadletters.purge(_client(), target)}", err=True)
