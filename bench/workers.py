@@ -27,19 +27,8 @@ NAIVE_TASK = "bench.naive_callback"
 METRIC_PREFIX = "tspipe_events_total"
 
 
-def _ensure_decoder() -> str:
-    import pipeline
-
-    if hasattr(pipeline, "decode"):
-        return "pipeline.decode"
-    import tests.workers.conftest  # noqa: F401  installs the stand-in decoder
-
-    return "stand-in decoder (pipeline.decode not merged yet)"
-
-
 def run_worker() -> None:
     """Worker process: the real app plus the naive per-callback task."""
-    _ensure_decoder()
     import pipeline
     from workers import app, tasks
 
@@ -102,7 +91,6 @@ def main() -> None:
 
     from tspipe.redis_server import RedisServer
 
-    decoder = _ensure_decoder()
     with tempfile.TemporaryDirectory() as tmp, RedisServer(tmp, appendonly=False) as server:
         env = dict(os.environ, REDIS_URL=server.url, PYTHONPATH=str(ROOT))
         os.environ["REDIS_URL"] = server.url
@@ -123,7 +111,7 @@ def main() -> None:
             app.send_task(NAIVE_TASK, args=[b, now])
         naive_rate = drain(client, env, args.naive_n)
 
-    print(f"decoder: {decoder}; one solo-pool worker; {os.cpu_count()} CPUs")
+    print(f"one solo-pool worker; {os.cpu_count()} CPUs")
     print(f"batch task ({args.batch}/message, {args.n} callbacks): {batch_rate:,.0f} events/s")
     print(f"naive one-task-per-callback ({args.naive_n} callbacks): {naive_rate:,.0f} events/s")
     print(f"ratio: {batch_rate / naive_rate:.1f}x")

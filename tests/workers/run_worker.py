@@ -1,6 +1,5 @@
-"""A worker subprocess for the crash test: the real app, a short visibility timeout, the stand-in decoder if needed."""
+"""A worker subprocess for the crash test: the real app, a short visibility timeout."""
 
-import tests.workers.conftest  # noqa: F401  (installs the stand-in decoder until pipeline.decode exists)
 from workers import app
 
 app.conf.broker_transport_options = {"visibility_timeout": 2}
