@@ -12,6 +12,7 @@ import sys
 import click
 
 from config import ConfigError, get_settings
+from config.logging import configure_logging
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -33,6 +34,7 @@ def web_command(host: str | None, port: int | None) -> None:
     if not settings.redis_url:
         click.echo("tspipe web: REDIS_URL is not set (use `tspipe run` for an embedded Redis)", err=True)
         sys.exit(2)
+    configure_logging(settings)
     try:
         import uvloop
 

@@ -12,6 +12,7 @@ import click
 
 from config import get_settings
 from config.errors import ConfigError
+from config.logging import configure_logging
 
 
 def _app():
@@ -23,6 +24,7 @@ def _app():
     if not settings.redis_url:
         click.echo("tspipe: REDIS_URL is not set (use `tspipe run` for the embedded Redis)", err=True)
         sys.exit(2)
+    configure_logging(settings)
     from workers import app
 
     return app, settings

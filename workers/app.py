@@ -7,9 +7,11 @@ broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu import Queue
 
 from config import Settings, get_settings
+from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
 from workers.destinations import parse_destinations
 from workers.serialization import SERIALIZER
@@ -62,6 +64,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         },
     )
     return app
+
+
+@setup_logging.connect
+def _tspipe_logging(**_: object) -> None:
+    """Celery leaves logging alone when this signal has a receiver: ours masks phone numbers and keys."""
+    configure_logging(get_settings())
 
 
 # Module-level so `celery -A workers.app worker` (and `-A workers`) find it.

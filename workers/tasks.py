@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timezone
 
 import msgspec
+import structlog
 
 import pipeline
 from config import get_settings
@@ -24,6 +25,8 @@ from workers import actions, fanout
 from workers.app import app
 from workers.store import QuarantineEntry, Store
 from workers.telesign_client import TelesignError, send_reply
+
+log = structlog.get_logger("tspipe.worker")
 
 AUTOREPLY_TASK = "tspipe.autoreply"
 AUTOREPLY_MAX_RETRIES = 5
@@ -89,7 +92,24 @@ def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
     for reply in actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies)):
         autoreply.delay(msgspec.to_builtins(reply))
     fanout.fan_out(applied)
+    _log_batch(events, applied, bad)
     return applied
+
+
+def _log_batch(events: list[Event], applied: list[Event], bad: list[QuarantineEntry]) -> None:
+    """One line per callback stage: quarantined (warning), applied or duplicate (debug, for volume)."""
+    for entry in bad:
+        log.warning("callback quarantined", quarantine_id=entry.id, request_id=entry.request_id, reason=entry.reason)
+    applied_ids = {e.event_id for e in applied}
+    for event in events:
+        log.debug(
+            "callback applied" if event.event_id in applied_ids else "callback duplicate",
+            event_id=event.event_id, reference_id=event.reference_id, kind=event.kind.value,
+            outcome=event.status.outcome.value, channel=event.channel.value if event.channel else None,
+            phone_number=event.phone_number,
+        )
+    log.info("batch applied", records=len(events) + len(bad), applied=len(applied),
+             duplicates=len(events) - len(applied), quarantined=len(bad))
 
 
 @app.task(name=INGEST_BATCH_TASK, acks_late=True, reject_on_worker_lost=True)
