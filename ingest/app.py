@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config import Settings
 from ingest.batcher import Batcher, Overloaded
+from ingest.cluster_metrics import cluster_metrics
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
@@ -129,7 +130,8 @@ async def handle_readyz(request: web.Request) -> web.Response:
 async def handle_metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
     metrics.spool_bytes.set(request.app[PUBLISHER_KEY].spool.size)
-    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    cluster = await cluster_metrics(request.app[REDIS_KEY], request.app[SETTINGS_KEY].queue)
+    return web.Response(body=generate_latest(metrics.registry) + cluster, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @web.middleware

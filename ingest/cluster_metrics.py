@@ -1,0 +1,67 @@
+"""The workers' figures on the web process's /metrics, so one scrape covers the whole cluster.
+
+Workers keep their counters in one Redis hash (workers.keys.METRICS) whose
+fields are complete Prometheus series (`name{labels}`); any number of worker
+processes add to the same series, and this module renders them as text
+exposition with their TYPE lines, plus the current queue, quarantine and
+dead-letter sizes. A Redis that does not answer gives `tspipe_cluster_up 0`
+rather than a failed scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from workers import keys
+
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+TIMEOUT_S = 0.5
+
+
+def _family(series: str) -> tuple[str, str]:
+    """(family name, type) of one series name such as `tspipe_events_total` or `..._bucket`."""
+    for suffix in HISTOGRAM_SUFFIXES:
+        if series.endswith(suffix):
+            return series[: -len(suffix)], "histogram"
+    return series, "counter"
+
+
+def render(fields: dict[bytes, bytes], gauges: dict[str, int]) -> bytes:
+    families: dict[str, tuple[str, list[str]]] = {}
+    for raw_field, raw_value in sorted(fields.items()):
+        series = raw_field.decode("utf-8", "replace")
+        name = series.split("{", 1)[0]
+        family, kind = _family(name)
+        families.setdefault(family, (kind, []))[1].append(f"{series} {raw_value.decode()}")
+    lines: list[str] = []
+    for family, (kind, samples) in families.items():
+        lines.append(f"# TYPE {family} {kind}")
+        lines.extend(samples)
+    for name, value in gauges.items():
+        lines.append(f"# TYPE {name} gauge")
+        lines.append(f"{name} {value}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
+    try:
+        async with asyncio.timeout(TIMEOUT_S):
+            pipe = client.pipeline(transaction=False)
+            pipe.hgetall(keys.METRICS)
+            pipe.llen(queue)
+            pipe.llen(keys.QUARANTINE)
+            pipe.llen(keys.DEADLETTER)
+            pipe.zcard(keys.OPTOUT_INDEX)
+            fields, depth, quarantined, dead, optouts = await pipe.execute()
+    except (aioredis.RedisError, OSError, TimeoutError):
+        return b"# TYPE tspipe_cluster_up gauge\ntspipe_cluster_up 0\n"
+    gauges = {
+        "tspipe_cluster_up": 1,
+        "tspipe_queue_depth": depth,
+        "tspipe_quarantine_size": quarantined,
+        "tspipe_deadletter_size": dead,
+        "tspipe_optouts": optouts,
+    }
+    return render(fields, gauges)
