@@ -24,6 +24,7 @@ from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
+from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, worker  # noqa: E402
 
@@ -35,6 +36,7 @@ cli.add_command(quarantine)
 cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
+cli.add_command(send_samples_command)
 
 
 def main() -> None:
