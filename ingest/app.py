@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from config import Settings
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
+from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
@@ -205,4 +206,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
     setup_query_api(app, settings)
+    setup_dashboard(app, settings)
     return app
