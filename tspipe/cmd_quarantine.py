@@ -13,22 +13,15 @@ from datetime import datetime, timezone
 import click
 import redis
 
-from config import get_settings
-from config.errors import ConfigError
+from tspipe.context import settings_or_exit
 
 
 def _store():
     # Imported here: importing workers builds the Celery app, which reads settings,
     # and `tspipe --help` must work even when the environment is wrong.
-    try:
-        settings = get_settings()
-        from workers.store import Store
-    except ConfigError as exc:
-        click.echo(f"tspipe: {exc}", err=True)
-        sys.exit(2)
-    if not settings.redis_url:
-        click.echo("tspipe: REDIS_URL is not set", err=True)
-        sys.exit(2)
+    settings = settings_or_exit("quarantine", need_redis=True)
+    from workers.store import Store
+
     return Store.from_settings(settings)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from config import ConfigError, load_settings
+from tspipe.context import settings_or_exit
 from tspipe.redis_server import RedisServer, RedisServerError
 from tspipe.supervisor import Supervisor
 
@@ -25,11 +25,7 @@ PORT_FILE = "redis.port"
 @click.option("--no-beat", is_flag=True, help="Do not start beat (no periodic reconciliation).")
 def run_command(no_beat: bool) -> None:
     """Run web, worker and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        click.echo(f"tspipe run: {exc}", err=True)
-        sys.exit(2)
+    settings = settings_or_exit("run")
     env = dict(os.environ)
     redis_server = None
     if not settings.redis_url:

@@ -16,7 +16,7 @@ from importlib import resources
 import aiohttp
 import click
 
-from config import ConfigError, load_settings
+from tspipe.context import settings_or_exit
 from pipeline.signature import decode_api_key, sign
 
 # Sample file stem prefix -> route channel (the file names say which channel each example is for).
@@ -78,11 +78,7 @@ def auth_header(api_key: str, customer_id: str | None, body: bytes) -> str:
 @click.option("--rate", type=click.FloatRange(min=0.1), default=None, help="Callbacks per second (default: as fast as answered).")
 def send_samples_command(url: str | None, count: int | None, rate: float | None) -> None:
     """POST the bundled Telesign example callbacks, signed when TELESIGN_API_KEY is set."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        click.echo(f"tspipe send-samples: {exc}", err=True)
-        sys.exit(2)
+    settings = settings_or_exit("send-samples")
     url = (url or f"http://127.0.0.1:{settings.port}").rstrip("/")
     key = settings.telesign_api_keys[0] if settings.telesign_api_keys else None
     statuses = asyncio.run(send(url, count or len(load_samples()), rate, key, settings.telesign_customer_id))

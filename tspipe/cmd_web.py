@@ -7,11 +7,10 @@ cleanup writes whatever is still pending before the process exits.
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-from config import ConfigError, get_settings
+from tspipe.context import settings_or_exit
 from config.logging import configure_logging
 
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -26,14 +25,7 @@ def web_command(host: str | None, port: int | None) -> None:
 
     from ingest.app import create_app
 
-    try:
-        settings = get_settings()
-    except ConfigError as exc:
-        click.echo(f"tspipe web: {exc}", err=True)
-        sys.exit(2)
-    if not settings.redis_url:
-        click.echo("tspipe web: REDIS_URL is not set (use `tspipe run` for an embedded Redis)", err=True)
-        sys.exit(2)
+    settings = settings_or_exit("web", need_redis=True)
     configure_logging(settings)
     try:
         import uvloop

@@ -6,24 +6,15 @@ and signals unchanged; settings (REDIS_URL, concurrency) come from config/.
 
 from __future__ import annotations
 
-import sys
 
 import click
 
-from config import get_settings
-from config.errors import ConfigError
+from tspipe.context import settings_or_exit
 from config.logging import configure_logging
 
 
 def _app():
-    try:
-        settings = get_settings()
-    except ConfigError as exc:
-        click.echo(f"tspipe: {exc}", err=True)
-        sys.exit(2)
-    if not settings.redis_url:
-        click.echo("tspipe: REDIS_URL is not set (use `tspipe run` for the embedded Redis)", err=True)
-        sys.exit(2)
+    settings = settings_or_exit("worker", need_redis=True)
     configure_logging(settings)
     from workers import app
 

@@ -22,13 +22,13 @@ from tests.workers.fake_telesign import FakeTelesign
 from workers.store import Store
 
 
-def wait_for(predicate, timeout: float = 15.0) -> None:
+def wait_for(predicate, timeout: float = 15.0, progress=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in {timeout:.0f}s" + (f"; progress: {progress()}" if progress else ""))
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     cmd = [sys.executable, "-m", "tests.workers.run_worker"]
     first = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: env.client.llen(keys.RECENT_EVENTS) > 0, timeout=20)
+        wait_for(lambda: env.client.llen(keys.RECENT_EVENTS) > 0, timeout=60)
         time.sleep(0.2)
         first.send_signal(signal.SIGKILL)
         first.wait(5)
@@ -123,7 +123,10 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     second = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
-        wait_for(lambda: int(env.client.hget(keys.METRICS, field) or 0) >= total, timeout=40)
+        applied = lambda: int(env.client.hget(keys.METRICS, field) or 0)  # noqa: E731
+        wait_for(lambda: applied() >= total, timeout=120,
+                 progress=lambda: f"applied {applied()} of {total}, queued {env.client.llen('tspipe.ingest')}, "
+                                  f"unacked {env.client.hlen('unacked')}")
         time.sleep(0.3)
     finally:
         second.terminate()
