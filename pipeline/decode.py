@@ -85,18 +85,22 @@ def decode(
         keyword=keyword,
         attempts=attempts_of(wire) if wire.channel_status else [],
         verify=verify_of(wire.verify) if wire.verify is not None else None,
-        errors=[ErrorItem(code=e.code, description=text(e.description)) for e in wire.errors or ()],
+        errors=[ErrorItem(code=e.code, description=text(e.description)) for e in wire.errors] if wire.errors else [],
         source=source,
-        raw=bytes(body).decode("utf-8"),
+        raw=body.decode("utf-8") if type(body) is bytes else bytes(body).decode("utf-8"),
     )
 
 
 def _channel(wire: WireCallback, kind: Kind, sub_resource: str | None, hint: str | None) -> Channel | None:
     last = text(wire.status.last_channel)
-    if last and last.lower() in CHANNELS:
-        return CHANNELS[last.lower()]
-    if sub_resource and sub_resource.lower() in SUB_RESOURCE_CHANNELS:
-        return CHANNELS[SUB_RESOURCE_CHANNELS[sub_resource.lower()]]
+    if last:
+        found = CHANNELS.get(last.lower())
+        if found is not None:
+            return found
+    if sub_resource:
+        name = SUB_RESOURCE_CHANNELS.get(sub_resource.lower())
+        if name is not None:
+            return CHANNELS[name]
     if kind is Kind.INBOUND:
         marker = channel_marker(wire)
         if marker:
@@ -109,7 +113,7 @@ def _channel(wire: WireCallback, kind: Kind, sub_resource: str | None, hint: str
 
 
 def _decode_wire(body: bytes) -> WireCallback:
-    if not isinstance(body, (bytes, bytearray, memoryview)):
+    if type(body) is not bytes and not isinstance(body, (bytes, bytearray, memoryview)):
         raise InvalidCallback(f"body must be bytes, got {type(body).__name__}")
     try:
         return DECODER.decode(body)
