@@ -29,9 +29,16 @@ CHANNELS = {c.value: c for c in Channel}
 HINT_CHANNELS = {**{c.value: c for c in Channel}, "verify": Channel.SMS}
 
 
+# Enum members as module constants: `Kind.INBOUND` is a descriptor lookup
+# (~80 ns on 3.11) and decode would pay it several times per body.
+_INBOUND, _VERIFY, _READ, _DELIVERY = Kind.INBOUND, Kind.VERIFY, Kind.READ, Kind.DELIVERY
+_SMS = Channel.SMS
+_blake2b = hashlib.blake2b
+
+
 def event_id_for(body: bytes) -> str:
     """Stable id of a body: Telesign's retries and redelivered batches carry the same bytes."""
-    return hashlib.blake2b(body, digest_size=16).hexdigest()
+    return _blake2b(body, digest_size=16).hexdigest()
 
 
 def decode(
@@ -42,33 +49,33 @@ def decode(
 ) -> Event:
     wire = _decode_wire(body)
     status = wire.status
+    code = status.code
     sub_resource = text(wire.sub_resource)
 
-    if status.code == INBOUND or (sub_resource or "").startswith("mo_"):
-        kind = Kind.INBOUND
+    if code == INBOUND or (sub_resource is not None and sub_resource.startswith("mo_")):
+        kind = _INBOUND
     elif wire.verify is not None:
-        kind = Kind.VERIFY
-    elif is_read(status.code):
-        kind = Kind.READ
+        kind = _VERIFY
+    elif is_read(code):
+        kind = _READ
     else:
-        kind = Kind.DELIVERY
+        kind = _DELIVERY
 
     channel = _channel(wire, kind, sub_resource, channel_hint)
     channel_name = channel.value if channel else None
 
+    user_response = wire.user_response
     phone = text(wire.phone_number)
-    if phone is None and wire.user_response is not None:
-        phone = text(wire.user_response.phone_number)
+    if phone is None and user_response is not None:
+        phone = text(user_response.phone_number)
 
-    text_value = sender = keyword = None
+    text_value = sender = keyword = action = None
     media: list = []
-    action = None
-    if kind is Kind.INBOUND:
-        inbound = inbound_of(wire, channel_name)
-        text_value, sender, media, action, keyword = inbound
+    if kind is _INBOUND:
+        text_value, sender, media, action, keyword = inbound_of(wire, channel_name)
 
     return Event(
-        event_id=event_id_for(body),
+        event_id=_blake2b(body, digest_size=16).hexdigest(),  # event_id_for, inlined
         kind=kind,
         channel=channel,
         reference_id=text(wire.reference_id),
@@ -85,31 +92,35 @@ def decode(
         keyword=keyword,
         attempts=attempts_of(wire) if wire.channel_status else [],
         verify=verify_of(wire.verify) if wire.verify is not None else None,
-        errors=[ErrorItem(code=e.code, description=text(e.description)) for e in wire.errors or ()],
+        errors=[ErrorItem(code=e.code, description=text(e.description)) for e in wire.errors] if wire.errors else [],
         source=source,
-        raw=bytes(body).decode("utf-8"),
+        raw=body.decode("utf-8") if type(body) is bytes else bytes(body).decode("utf-8"),
     )
 
 
 def _channel(wire: WireCallback, kind: Kind, sub_resource: str | None, hint: str | None) -> Channel | None:
     last = text(wire.status.last_channel)
-    if last and last.lower() in CHANNELS:
-        return CHANNELS[last.lower()]
-    if sub_resource and sub_resource.lower() in SUB_RESOURCE_CHANNELS:
-        return CHANNELS[SUB_RESOURCE_CHANNELS[sub_resource.lower()]]
-    if kind is Kind.INBOUND:
+    if last:
+        found = CHANNELS.get(last.lower())
+        if found is not None:
+            return found
+    if sub_resource:
+        name = SUB_RESOURCE_CHANNELS.get(sub_resource.lower())
+        if name is not None:
+            return CHANNELS[name]
+    if kind is _INBOUND:
         marker = channel_marker(wire)
         if marker:
             return CHANNELS[marker]
     if hint and hint.lower() in HINT_CHANNELS:
         return HINT_CHANNELS[hint.lower()]
-    if kind is Kind.VERIFY:
-        return Channel.SMS
+    if kind is _VERIFY:
+        return _SMS
     return None
 
 
 def _decode_wire(body: bytes) -> WireCallback:
-    if not isinstance(body, (bytes, bytearray, memoryview)):
+    if type(body) is not bytes and not isinstance(body, (bytes, bytearray, memoryview)):
         raise InvalidCallback(f"body must be bytes, got {type(body).__name__}")
     try:
         return DECODER.decode(body)

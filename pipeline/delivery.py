@@ -12,15 +12,35 @@ from pipeline.timestamps import parse_timestamp
 from pipeline.wire import WireCallback, WireStatus, text
 
 
+# Status is frozen, so equal inputs can share one object. Codes, channels and
+# descriptions repeat across almost every body; the cap keeps a stream of odd
+# descriptions from growing the cache without bound. Only str/None
+# descriptions are cached: 1, 1.0 and True are equal keys but map differently.
+_STATUS_CACHE: dict[tuple, Status] = {}
+_STATUS_CACHE_MAX = 4096
+
+
 def status_of(status: WireStatus, channel: str | None) -> Status:
+    description = status.description
+    cacheable = description is None or type(description) is str
+    if cacheable:
+        key = (status.code, channel, description)
+        cached = _STATUS_CACHE.get(key)
+        if cached is not None:
+            return cached
     info = lookup(status.code, channel)
-    return Status(
+    built = Status(
         code=status.code,
-        description=text(status.description) or info.description,
+        description=text(description) or info.description,
         final=info.final,
         outcome=info.outcome,
         retryable=info.retryable,
     )
+    if cacheable:
+        if len(_STATUS_CACHE) >= _STATUS_CACHE_MAX:
+            _STATUS_CACHE.clear()
+        _STATUS_CACHE[key] = built
+    return built
 
 
 def attempts_of(wire: WireCallback) -> list[Attempt]:

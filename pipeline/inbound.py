@@ -71,21 +71,30 @@ def inbound_of(wire: WireCallback, channel: str | None) -> Inbound:
 
 
 def _str(value: Any) -> str | None:
+    """text() for a value from the untyped `content`, where a dict or list is no text."""
+    if type(value) is str:
+        return value or None
     return text(value) if not isinstance(value, (dict, list)) else None
 
 
 def _text(wire: WireCallback, content: dict[str, Any], action_obj: Any) -> str | None:
     if wire.user_response is not None and wire.user_response.mo_message is not None:
         return text(wire.user_response.mo_message)
-    candidates = (
-        sub(content, "text"),
-        sub(sub(content, "content"), "body"),
-        sub(action_obj, "text"),
-    )
-    for candidate in candidates:
-        value = _str(candidate)
+    # The places a text lives, in order: Viber `text`, WhatsApp `content.body`,
+    # RCS/WhatsApp `end_user_action.text`. Plain dict lookups: this runs per inbound body.
+    value = _str(content.get("text"))
+    if value is not None:
+        return value
+    inner = content.get("content")
+    if type(inner) is dict:
+        value = _str(inner.get("body"))
         if value is not None:
             return value
+    if type(action_obj) is dict:
+        value = _str(action_obj.get("text"))
+        if value is not None:
+            return value
+    # MMS: numbered `text_1`, `text_2`, ... joined in numeric order.
     numbered = sorted(
         (int(key[5:]), value)
         for key, value in content.items()
@@ -98,7 +107,8 @@ def _text(wire: WireCallback, content: dict[str, Any], action_obj: Any) -> str |
 
 def _media(content: dict[str, Any]) -> list[Media]:
     media: list[Media] = []
-    payload = sub(sub(content, "file"), "payload")
+    file = content.get("file")
+    payload = file.get("payload") if type(file) is dict else None
     if isinstance(payload, dict):
         size = payload.get("size_bytes")
         media.append(
@@ -112,5 +122,6 @@ def _media(content: dict[str, Any]) -> list[Media]:
     urls = sorted(
         (key, value) for key, value in content.items() if key.startswith("url_") and isinstance(value, str)
     )
-    media.extend(Media(url=value) for _, value in urls)
+    if urls:
+        media.extend(Media(url=value) for _, value in urls)
     return media

@@ -15,8 +15,31 @@ from email.utils import parsedate_to_datetime
 _COLON_MILLIS = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}):(\d{1,6})$")
 
 
+# Parsed values by their text. Datetimes are immutable, and one sender's
+# callbacks in a burst share a handful of distinct `updated_on` strings, so a
+# small cache skips re-parsing; it is cleared when full rather than grown.
+_CACHE: dict[str, datetime | None] = {}
+_CACHE_MAX = 1024
+
+
 def parse_timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
+    if type(value) is str:
+        try:
+            return _CACHE[value]
+        except KeyError:
+            pass
+        parsed = _parse(value)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[value] = parsed
+        return parsed
+    if not isinstance(value, str):
+        return None
+    return _parse(value)  # a str subclass: not cached, parsed as before
+
+
+def _parse(value: str) -> datetime | None:
+    if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)

@@ -70,7 +70,13 @@ DECODER = msgspec.json.Decoder(WireCallback, strict=False)
 
 
 def text(value: Scalar) -> str | None:
-    """A string field as sent; numbers become their text, empty and non-scalars become None."""
+    """A string field as sent; numbers become their text, empty and non-scalars become None.
+
+    Called about ten times per body and almost always with a str or None,
+    so those two are answered first by exact type (cheaper than isinstance).
+    """
+    if type(value) is str:
+        return value or None
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -82,4 +88,4 @@ def text(value: Scalar) -> str | None:
 
 def sub(mapping: Any, key: str) -> Any:
     """mapping[key] when mapping is a dict, else None: `content` is untyped and may hold anything."""
-    return mapping.get(key) if isinstance(mapping, dict) else None
+    return mapping.get(key) if type(mapping) is dict else None

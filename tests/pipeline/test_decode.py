@@ -202,3 +202,47 @@ def test_mutated_fixtures(name, data):
     key = data.draw(st.sampled_from(sorted(obj)))
     obj[key] = data.draw(json_values)
     _ok_or_invalid(json.dumps(obj).encode())
+
+
+# --- paths added for speed (fast paths and caches must not change results) ---
+
+
+def test_mms_several_numbered_texts_join_in_numeric_order():
+    body = json.dumps(
+        {
+            "status": {"code": 1500},
+            "sub_resource": "mo_mms",
+            "content": {"text_10": "c", "text_2": "b", "text_1": "a", "text_x": "no", "url_image_2": "u2", "url_image_1": "u1"},
+        }
+    ).encode()
+    event = decode(body)
+    assert event.text == "a\nb\nc"
+    assert [m.url for m in event.media] == ["u1", "u2"]
+
+
+def test_numbers_in_string_fields_become_text():
+    body = b'{"status":{"code":3000,"description":123,"last_channel":"sms"},"reference_id":42,"phone_number":15551234567,"email":""}'
+    event = decode(body)
+    assert event.reference_id == "42"
+    assert event.phone_number == "15551234567"
+    assert event.email is None
+    assert event.status.description == "123"
+
+
+def test_status_cache_keeps_equal_but_different_descriptions_apart():
+    # 1 == True == 1.0 as dict keys; each must still give its own description.
+    made = [decode(b'{"status":{"code":3000,"description":%s}}' % d).status.description for d in (b"1", b"true", b"1.0", b'"1"', b"null")]
+    assert made == ["1", "Delivered", "1.0", "1", "Delivered"]
+    # And a cached Status is the same answer as a fresh one, for the read-receipt rule too.
+    assert decode(b'{"status":{"code":3000,"last_channel":"whatsapp"}}').status.final is False
+    assert decode(b'{"status":{"code":3000,"last_channel":"sms"}}').status.final is True
+
+
+def test_timestamp_cache_returns_same_value_and_none_for_junk():
+    from pipeline.timestamps import parse_timestamp
+
+    first = parse_timestamp("2020-05-04 22:07:01:226")
+    assert parse_timestamp("2020-05-04 22:07:01:226") == first == datetime(2020, 5, 4, 22, 7, 1, 226000, tzinfo=timezone.utc)
+    assert parse_timestamp("not a time") is None
+    assert parse_timestamp("not a time") is None
+    assert parse_timestamp("") is None
