@@ -58,11 +58,14 @@ async def test_fuzzed_bodies_never_crash_ingress_or_worker(aiohttp_client, redis
         applied += len(process_batch(encode_batch(batch), store))  # raises if anything escapes
     quarantined = store.quarantined(limit=100000)
     with_reason = sum(1 for q in quarantined if q.reason)
+    # "decoder error" reasons are decoder exceptions other than InvalidCallback: caught, but worth a look.
+    decoder_errors = sum(1 for q in quarantined if q.reason.startswith("decoder error"))
     print(f"\n[fault fuzz] bodies={len(bodies)} statuses={dict(by_status)} slowest_answer={slowest * 1000:.0f}ms "
-          f"queued={records} decoded={decoded} bad={bad} applied={applied} quarantined={len(quarantined)} with_reason={with_reason} escaped=0")
+          f"queued={records} decoded={decoded} bad={bad} applied={applied} quarantined={len(quarantined)} with_reason={with_reason} "
+          f"decoder_errors={decoder_errors} escaped=0")
     assert records == len(accepted)
     assert with_reason == len(quarantined) > 0
     assert decoded + bad == records  # every body decoded or quarantined, none dropped
-    assert len(quarantined) == len({q.id for q in quarantined}) > 0
+    assert len(quarantined) == bad > 0  # each bad record quarantined once, with its reason
     assert applied <= decoded
     client_r.close()
