@@ -71,7 +71,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
         second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             assert wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) >= total, timeout=40)
-            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=8)
+            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=12)
             time.sleep(0.3)
         finally:
             second.terminate()
@@ -96,6 +96,8 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
         # Known gap found by this test: process_batch applies (and marks dedup) before fan_out, so a
         # SIGKILL between the two makes the redelivered batch a pure duplicate and its webhooks are
         # never enqueued. Fix: enqueue fan-out from an outbox written in the apply transaction.
+        # Measured: ~90-200 lost per run, still missing after a 40 s wait, and always below one batch's
+        # fan-out (250 events), which fits a kill part-way through fan_out of an already-applied batch.
         pytest.xfail(f"{finals - len(ids)} webhook deliveries lost when the worker died between apply and fan-out")
     assert len(ids) == finals  # each final event delivered; repeats (if any) share a webhook-id
     client.close()
