@@ -131,6 +131,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "TSPIPE_HOST", "0.0.0.0", _str, "Address the web process binds."),
     Setting("data_dir", "TSPIPE_DATA_DIR", ".tspipe", _str, "Local folder for the embedded Redis data and the ingress spool."),
     Setting("max_body_bytes", "TSPIPE_MAX_BODY_BYTES", 65536, _int(1), "Largest callback body accepted; larger ones get 413."),
+    Setting("header_timeout_seconds", "TSPIPE_HEADER_TIMEOUT_S", 10.0, _float(0.1), "Seconds a client has from connecting to finish sending request headers (and most an idle keep-alive connection stays open); slow clients are disconnected."),
     Setting("batch_max_records", "TSPIPE_BATCH_MAX_RECORDS", 500, _int(1), "Most callbacks written to Redis in one round trip."),
     Setting("batch_max_wait_ms", "TSPIPE_BATCH_MAX_WAIT_MS", 2.0, _float(0), "Longest a callback waits for others to share its batch, in milliseconds."),
     Setting("max_pending_requests", "TSPIPE_MAX_PENDING", 20000, _int(1), "Requests waiting for a write before the ingress answers 503 (back-pressure)."),
@@ -165,6 +166,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "0.0.0.0"
     data_dir: str = ".tspipe"
     max_body_bytes: int = 65536
+    header_timeout_seconds: float = 10.0
     batch_max_records: int = 500
     batch_max_wait_ms: float = 2.0
     max_pending_requests: int = 20000

@@ -94,7 +94,7 @@ def decode(
         verify=verify_of(wire.verify) if wire.verify is not None else None,
         errors=[ErrorItem(code=e.code, description=text(e.description)) for e in wire.errors] if wire.errors else [],
         source=source,
-        raw=body.decode("utf-8") if type(body) is bytes else bytes(body).decode("utf-8"),
+        raw=_utf8(body),
     )
 
 
@@ -130,6 +130,14 @@ def _decode_wire(body: bytes) -> WireCallback:
         raise InvalidCallback(_explain_decode(bytes(body), str(exc))) from None
     except RecursionError:
         raise InvalidCallback("body is nested too deeply") from None
+
+
+def _utf8(body: bytes) -> str:
+    """The body as text. msgspec skips unknown fields without checking their UTF-8, so check it here."""
+    try:
+        return body.decode("utf-8") if type(body) is bytes else bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidCallback(f"body is not valid UTF-8 (byte {exc.start})") from None
 
 
 def _explain_validation(message: str) -> str:

@@ -38,6 +38,9 @@ def web_command(host: str | None, port: int | None) -> None:
         host=host or settings.host,
         port=port or settings.port,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        # aiohttp arms this timer when a connection opens and re-arms it only after a complete
+        # request: a client still trickling its headers (slowloris) is dropped when it fires.
+        keepalive_timeout=settings.header_timeout_seconds,
         access_log=None,
         print=None,
     )

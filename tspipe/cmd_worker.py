@@ -28,12 +28,15 @@ def _app():
 def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str, ...]) -> None:
     """Run the Celery worker that applies callback batches (extra arguments go to Celery)."""
     app, settings = _app()
+    # Every declared queue: the ingest queue and one per destination (workers/app.py). With only
+    # settings.queue, webhook deliveries would wait forever under `tspipe worker` (the Procfile).
+    queues = [q.name for q in app.conf.task_queues or ()] or [settings.queue]
     app.worker_main(
         [
             "worker",
             f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--loglevel={loglevel or settings.log_level}",
-            f"--queues={settings.queue}",
+            f"--queues={','.join(queues)}",
             *celery_args,
         ]
     )

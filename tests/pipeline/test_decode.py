@@ -121,6 +121,7 @@ def test_detected_keyword_when_telesign_sent_none():
     [
         (b"", "empty"),
         (b"\xff\xfe{}", "UTF-8"),
+        (b'{"status": {"code": 1}, "unknown": "\xff"}', "not valid UTF-8 (byte 36)"),
         (b"not json", "not JSON"),
         (b'{"status": {"code": 1}', "not JSON"),
         (b"[1, 2]", "not a JSON object"),

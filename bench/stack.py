@@ -1,0 +1,251 @@
+"""Whole-stack benchmark: real Redis + `tspipe web` + `tspipe worker` subprocesses on 127.0.0.1.
+
+Drives signed callbacks of every bundled sample shape (each with its own reference id) at --rate for
+--duration with a bounded aiohttp client, then checks that every acknowledged callback reached the
+state store exactly once (one history entry per reference id) and prints: achieved rate, ack
+p50/p99, receive->state lag p50/p99 (from the METRICS lag histogram, so bucket bounds), lost and
+duplicated counts, peak RSS per process. --fuzz-count N additionally posts N fuzzed bodies
+(tests/faults/fuzz.py) and checks that none gets a 5xx and every one is applied or quarantined.
+
+    .venv/bin/python bench/stack.py --rate 5000 --duration 20
+    .venv/bin/python bench/stack.py --duration 10 --fuzz-count 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import psutil
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.signature import decode_api_key, sign  # noqa: E402
+from tests.faults.support import reference_id, unique_callbacks  # noqa: E402
+from tspipe.redis_server import RedisServer, free_port  # noqa: E402
+from workers import keys  # noqa: E402
+from workers.store import LAG_BUCKETS  # noqa: E402
+
+API_KEY = "EXAMPLE----TE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw=="
+CUSTOMER_ID = "BENCH"
+TSPIPE = str(Path(sys.executable).with_name("tspipe"))
+KEY = decode_api_key(API_KEY)
+
+
+class PeakRSS:
+    """Samples the RSS of each process (children included) every 0.2 s; keeps the peak."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, pid in self.pids.items():
+                try:
+                    proc = psutil.Process(pid)
+                    rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                    self.peak[name] = max(self.peak[name], rss)
+                except psutil.Error:
+                    pass
+            self._stop.wait(0.2)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+
+
+def lag_percentiles(client: redis.Redis) -> tuple[str, str]:
+    """p50/p99 of received->applied from the cumulative histogram: the upper bound of the bucket."""
+    metrics = {k.decode(): float(v) for k, v in client.hgetall(keys.METRICS).items()}
+    name = "tspipe_processing_lag_seconds"
+    total = metrics.get(f"{name}_count", 0)
+    if not total:
+        return "n/a", "n/a"
+    out = []
+    for p in (0.5, 0.99):
+        bound = "+Inf"
+        for le in LAG_BUCKETS:
+            label = f"{name}_bucket{{le=\"{le}\"}}"
+            if metrics.get(label, metrics.get(f"{name}_bucket{{le=\"{le:g}\"}}", 0)) >= p * total:
+                bound = f"{le:g}"
+                break
+        out.append(f"<={bound}s")
+    mean = metrics.get(f"{name}_sum", 0) / total
+    return out[0] + f" (mean {mean * 1000:.0f}ms)", out[1]
+
+
+async def drive(base: str, items: list[tuple[str, bytes]], rate: float, concurrency: int):
+    """Open-loop schedule (item i is due at start + i/rate) with at most `concurrency` in flight."""
+    statuses: Counter = Counter()
+    acked: list[bytes] = []
+    latencies: list[float] = []
+    next_index = 0
+    start = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def sender() -> None:
+            nonlocal next_index
+            while next_index < len(items):
+                i = next_index
+                next_index += 1
+                due = start + i / rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                channel, body = items[i]
+                headers = {"Authorization": f"TSA {CUSTOMER_ID}:{sign(KEY, body)}",
+                           "Content-Type": "application/json"}
+                t = time.monotonic()
+                try:
+                    async with session.post(f"{base}/callbacks/{channel}", data=body, headers=headers) as r:
+                        await r.read()
+                        statuses[r.status] += 1
+                        if r.status == 200:
+                            acked.append(body)
+                            latencies.append(time.monotonic() - t)
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                    statuses[type(exc).__name__] += 1
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+    return statuses, acked, latencies, time.monotonic() - start
+
+
+def wait_healthy(base: str, procs: list[subprocess.Popen]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for p in procs:
+            if p.poll() is not None:
+                raise SystemExit(f"a tspipe process exited early ({p.args})")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("tspipe web did not become healthy")
+
+
+def wait_drained(client: redis.Redis, queue: str, expected: int, timeout: float) -> float:
+    """Until the queue is empty and `expected` events were applied or quarantined; returns the wait."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        metrics = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.METRICS).items()}
+        done = (sum(v for k, v in metrics.items() if k.startswith("tspipe_events_total"))
+                + metrics.get("tspipe_dedup_hits_total", 0) + metrics.get("tspipe_quarantined_total", 0))
+        if client.llen(queue) == 0 and done >= expected:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return float("inf")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=5000.0, help="target callbacks per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (10 s is fine)")
+    parser.add_argument("--concurrency", type=int, default=128, help="most requests in flight")
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--fuzz-count", type=int, default=0, help="also post this many fuzzed bodies")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="tspipe-bench-"))
+    server = RedisServer(tmp / "redis", appendonly=True).start()
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=server.url, PORT=str(port), TSPIPE_HOST="127.0.0.1",
+               TSPIPE_DATA_DIR=str(tmp / "data"), TELESIGN_API_KEY=API_KEY, TELESIGN_CUSTOMER_ID=CUSTOMER_ID,
+               TSPIPE_LOG_LEVEL="warning", TSPIPE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    logs = (tmp / "web.log").open("wb"), (tmp / "worker.log").open("wb")
+    web = subprocess.Popen([TSPIPE, "web"], env=env, stdout=logs[0], stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([TSPIPE, "worker", f"--concurrency={args.worker_concurrency}"], env=env,
+                              stdout=logs[1], stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    client = redis.Redis.from_url(server.url)
+    try:
+        wait_healthy(base, [web, worker])
+        count = int(args.rate * args.duration)
+        items = unique_callbacks(count)
+        print(f"tspipe bench/stack.py: {count} callbacks at {args.rate:g}/s for {args.duration:g}s, "
+              f"concurrency {args.concurrency}, worker concurrency {args.worker_concurrency}, logs in {tmp}")
+        with PeakRSS({"redis": server.process.pid, "web": web.pid, "worker": worker.pid}) as rss:
+            statuses, acked, latencies, elapsed = asyncio.run(drive(base, items, args.rate, args.concurrency))
+            drain = wait_drained(client, "tspipe.ingest", len(acked), timeout=max(60, args.duration * 3))
+            fuzz_line = None
+            if args.fuzz_count:
+                fuzz_line = run_fuzz(base, client, args.fuzz_count, args.concurrency)
+        pipe = client.pipeline(transaction=False)
+        refs = [reference_id(b) for b in acked]
+        for ref in refs:
+            pipe.llen(keys.HISTORY.format(reference_id=ref))
+        lengths = Counter(pipe.execute())
+        lost = lengths.get(0, 0)
+        duplicated = sum(n * (length - 1) for length, n in lengths.items() if length > 1)
+        lag50, lag99 = lag_percentiles(client)
+        print(f"sent={sum(statuses.values())} statuses={dict(statuses)} elapsed={elapsed:.1f}s "
+              f"achieved={len(acked) / elapsed:.0f}/s acked")
+        print(f"ack p50={pct(latencies, 0.5) * 1000:.1f}ms p99={pct(latencies, 0.99) * 1000:.1f}ms")
+        print(f"receive->state lag p50{lag50} p99{lag99}; queue drained {drain:.1f}s after the last request")
+        print(f"lost={lost} duplicated={duplicated} (of {len(acked)} acknowledged)")
+        print("peak RSS: " + " ".join(f"{k}={v / 2**20:.0f}MiB" for k, v in rss.peak.items()))
+        if fuzz_line:
+            print(fuzz_line)
+    finally:
+        for proc in (web, worker):
+            proc.terminate()
+        for proc in (web, worker):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        client.close()
+        server.stop()
+        for f in logs:
+            f.close()
+
+
+def run_fuzz(base: str, client: redis.Redis, count: int, concurrency: int) -> str:
+    """Post `count` fuzzed bodies; none may get a 5xx; every accepted one is applied or quarantined."""
+    from tests.faults.fuzz import fuzz_bodies
+
+    bodies = [("sms", body) for _kind, body in fuzz_bodies(count)]
+    before = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.METRICS).items()}
+    done_before = (sum(v for k, v in before.items() if k.startswith("tspipe_events_total"))
+                   + before.get("tspipe_dedup_hits_total", 0) + before.get("tspipe_quarantined_total", 0))
+    statuses, acked, latencies, elapsed = asyncio.run(drive(base, bodies, 1e9, concurrency))
+    drain = wait_drained(client, "tspipe.ingest", done_before + len(acked), timeout=300)
+    after = {k.decode(): int(float(v)) for k, v in client.hgetall(keys.METRICS).items()}
+    quarantined = after.get("tspipe_quarantined_total", 0) - before.get("tspipe_quarantined_total", 0)
+    crashed = sum(n for s, n in statuses.items() if not isinstance(s, int) or s >= 500)
+    return (f"fuzz: bodies={count} statuses={dict(statuses)} 5xx_or_errors={crashed} "
+            f"ack_p99={pct(latencies, 0.99) * 1000:.1f}ms quarantined={quarantined} "
+            f"drained={'yes' if drain != float('inf') else 'NO'} in {elapsed + (drain if drain != float('inf') else 0):.1f}s")
+
+
+if __name__ == "__main__":
+    main()
