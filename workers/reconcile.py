@@ -56,13 +56,12 @@ def fetch_status(settings: Settings, reference_id: str) -> bytes | None:
 
 def default_apply(body: bytes) -> None:
     """Decode with source=POLL and apply through the store, exactly as the batch task does a callback."""
-    # Imported here: the decoder and the store come from their own modules' branches.
-    from pipeline import decode  # type: ignore[attr-defined]
+    # Imported here: workers.tasks imports this module's app, so a top-level import would be circular.
+    from pipeline import decode
     from pipeline.event import Source
-    from workers import fanout
-    from workers.tasks import get_store  # type: ignore[import-not-found]
+    from workers.tasks import apply_and_fan_out, get_store
 
-    fanout.fan_out(get_store().apply_batch([decode(body, source=Source.POLL)]))
+    apply_and_fan_out(get_store(), [decode(body, source=Source.POLL)])
 
 
 def reconcile_once(client: redis.Redis, settings: Settings, apply: Apply = default_apply) -> int:

@@ -62,7 +62,8 @@ def events_metric(event: Event) -> str:
 # KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
 # which all come from workers/keys.py).
 # ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries.
-# Returns the 1-based positions of the entries newly applied, in batch order.
+# Returns the 1-based positions of the entries newly applied, in batch order, and the negated
+# positions of duplicates whose fan-out was never confirmed (see confirm_fanout).
 _APPLY_BATCH = r"""
 local cfg = cmsgpack.unpack(ARGV[1])
 local entries = cmsgpack.unpack(ARGV[2])
@@ -83,6 +84,9 @@ for _, e in ipairs(entries) do
   local dk = key(cfg.dedup, 'event_id', e.id)
   if not redis.call('SET', dk, '1', 'NX', 'EX', cfg.dedup_ttl) then
     hits = hits + 1
+    -- '1': applied, but its fan-out was never confirmed (the worker died in between):
+    -- hand it back, negated, so the caller fans it out again (receivers dedupe on webhook-id).
+    if redis.call('GET', dk) == '1' then applied[#applied + 1] = -_ end
   else
     applied[#applied + 1] = _
     counts[e.metric] = (counts[e.metric] or 0) + 1
@@ -242,8 +246,18 @@ class Store:
 
     def apply_batch(self, events: Sequence[Event]) -> list[Event]:
         """Apply every event in one Lua call; return the events that were new (not duplicates)."""
+        return self.apply_batch_with_outbox(events)[0]
+
+    def apply_batch_with_outbox(self, events: Sequence[Event]) -> tuple[list[Event], list[Event]]:
+        """Apply every event; return (new events, duplicates whose fan-out was never confirmed).
+
+        The dedup key doubles as an outbox flag: '1' from apply until
+        confirm_fanout() sets '2'. A worker killed between the two leaves '1',
+        and the redelivered batch fans those events out again instead of
+        dropping their webhooks as duplicates.
+        """
         if not events:
-            return []
+            return [], []
         entries = []
         for ev in events:
             ts = _ts(ev)
@@ -284,10 +298,21 @@ class Store:
         # Chunks bound how long one script blocks Redis (about 20 ms per 1,000
         # events), while a normal batch (TSPIPE_BATCH_MAX_RECORDS=500) stays one call.
         new: list[Event] = []
+        unconfirmed: list[Event] = []
         for start in range(0, len(entries), self.CHUNK):
             applied = self._apply(args=[self._cfg, _packer.encode(entries[start:start + self.CHUNK])])
-            new.extend(events[start + int(i) - 1] for i in applied)
-        return new
+            for position in map(int, applied):
+                (new if position > 0 else unconfirmed).append(events[start + abs(position) - 1])
+        return new, unconfirmed
+
+    def confirm_fanout(self, events: Sequence[Event]) -> None:
+        """Mark events as fanned out (dedup value '2', TTL kept), in one round trip."""
+        if not events:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            pipe.set(keys.DEDUP.format(event_id=event.event_id), "2", xx=True, keepttl=True)
+        pipe.execute()
 
     # --- quarantine ---
 

@@ -80,18 +80,29 @@ def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineE
     return events, bad
 
 
+def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
+    """Apply, fan out, then confirm: a crash in between re-fans-out on redelivery, never drops.
+
+    Returns the newly applied events. Duplicates whose fan-out was never
+    confirmed are fanned out again (at-least-once; receivers dedupe on webhook-id).
+    """
+    applied, unconfirmed = store.apply_batch_with_outbox(events)
+    fanout.fan_out(applied + unconfirmed)
+    store.confirm_fanout(applied + unconfirmed)
+    return applied
+
+
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
     """Decode, quarantine, apply, queue auto-replies, fan out. Returns the newly applied events."""
     store = store or get_store()
     events, bad = decode_records(decode_batch(blob))
     store.quarantine(bad)
-    applied = store.apply_batch(events)
+    applied = apply_and_fan_out(store, events)
     # Replies are queued for every event that asks for one, duplicates included:
     # the auto-reply task claims the event id, so only one ever sends, and a
     # crash between apply and enqueue cannot lose the reply.
     for reply in actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies)):
         autoreply.delay(msgspec.to_builtins(reply))
-    fanout.fan_out(applied)
     _log_batch(events, applied, bad)
     return applied
 
