@@ -22,7 +22,7 @@ from pipeline.event import EVENT_ENCODER, Event, Outcome
 from workers import keys
 
 # Lag histogram buckets in seconds (received_at -> applied), Prometheus style.
-LAG_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0)
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 60.0, 300.0)
 
 
 def rank(event: Event) -> int:
