@@ -35,23 +35,31 @@ async def _drive(client, callbacks, stop_at: float) -> dict[bytes, int]:
     return answers
 
 
-async def test_redis_killed_under_load_loses_nothing(aiohttp_client, own_redis: RedisServer, tmp_path: Path) -> None:
-    _durable(own_redis)
-    app = create_app(make_settings(own_redis.url, tmp_path))
-    client = await aiohttp_client(app)
-    callbacks = unique_callbacks(20000)
-    t0 = time.monotonic()
-    load = asyncio.ensure_future(_drive(client, callbacks, t0 + 5.0))
-    await asyncio.sleep(1.0)
+async def _through_outage(app, client, own_redis: RedisServer, count: int, load_s: float,
+                          kill_after_s: float, down_s: float) -> tuple[dict[bytes, int], list[bytes]]:
+    """Drive signed load, kill Redis part-way, restart it, wait for the spool to drain.
+
+    Returns each body's HTTP answer and the bodies found in the queue afterwards.
+    """
+    callbacks = unique_callbacks(count)
+    load = asyncio.ensure_future(_drive(client, callbacks, time.monotonic() + load_s))
+    await asyncio.sleep(kill_after_s)
     own_redis.kill()
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(down_s)
     own_redis.start()
     answers = await load
     publisher = app[PUBLISHER_KEY]
     deadline = time.monotonic() + 10
     while (publisher.outage or not publisher.spool.empty) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    queued = queued_bodies(own_redis.url)
+    return answers, queued_bodies(own_redis.url)
+
+
+async def test_redis_killed_under_load_loses_nothing(aiohttp_client, own_redis: RedisServer, tmp_path: Path) -> None:
+    _durable(own_redis)
+    app = create_app(make_settings(own_redis.url, tmp_path))
+    client = await aiohttp_client(app)
+    answers, queued = await _through_outage(app, client, own_redis, 20000, load_s=5.0, kill_after_s=1.0, down_s=2.5)
     acked = {b for b, s in answers.items() if s == 200}
     lost = len(acked - set(queued))
     duplicated = len(queued) - len(set(queued))
@@ -69,19 +77,8 @@ async def test_redis_down_tiny_spool_answers_503_never_a_lost_200(
     _durable(own_redis)
     app = create_app(make_settings(own_redis.url, tmp_path, spool_max_bytes=4096))
     client = await aiohttp_client(app)
-    callbacks = unique_callbacks(3000)
-    t0 = time.monotonic()
-    load = asyncio.ensure_future(_drive(client, callbacks, t0 + 4.0))
-    await asyncio.sleep(0.7)
-    own_redis.kill()
-    await asyncio.sleep(2.0)
-    own_redis.start()
-    answers = await load
-    publisher = app[PUBLISHER_KEY]
-    deadline = time.monotonic() + 10
-    while (publisher.outage or not publisher.spool.empty) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    queued = set(queued_bodies(own_redis.url))
+    answers, queued_list = await _through_outage(app, client, own_redis, 3000, load_s=4.0, kill_after_s=0.7, down_s=2.0)
+    queued = set(queued_list)
     acked = {b for b, s in answers.items() if s == 200}
     refused = sum(1 for s in answers.values() if s == 503)
     lost = len(acked - queued)
