@@ -20,6 +20,11 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def has_targets() -> bool:
+    """Whether any destination or plug-in is configured: without one, fan-out needs no outbox."""
+    return bool(load_destinations()) or bool(load_plugins())
+
+
 def fan_out(events: list[Event]) -> None:
     if not events:
         return

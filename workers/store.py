@@ -59,9 +59,17 @@ def events_metric(event: Event) -> str:
     )
 
 
+# KEYS: the dedup keys of events whose fan-out was enqueued. Marks them '2' (TTL kept), so a
+# redelivered batch no longer fans them out again; a key that expired meanwhile stays absent.
+_CONFIRM_FANOUT = r"""
+for _, k in ipairs(KEYS) do redis.call('SET', k, '2', 'XX', 'KEEPTTL') end
+return #KEYS
+"""
+
 # KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
 # which all come from workers/keys.py).
-# ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries.
+# ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries, ARGV[3]: the dedup mark
+# for new events: '1' (fan-out pending) or '2' (nothing to fan out: already confirmed).
 # Returns the 1-based positions of the entries newly applied, in batch order, and the negated
 # positions of duplicates whose fan-out was never confirmed (see confirm_fanout).
 _APPLY_BATCH = r"""
@@ -82,7 +90,7 @@ for i = 1, #cfg.buckets do buckets[i] = 0 end
 local lag_sum, lag_count = 0, 0
 for _, e in ipairs(entries) do
   local dk = key(cfg.dedup, 'event_id', e.id)
-  if not redis.call('SET', dk, '1', 'NX', 'EX', cfg.dedup_ttl) then
+  if not redis.call('SET', dk, ARGV[3], 'NX', 'EX', cfg.dedup_ttl) then
     hits = hits + 1
     -- '1': applied, but its fan-out was never confirmed (the worker died in between):
     -- hand it back, negated, so the caller fans it out again (receivers dedupe on webhook-id).
@@ -214,6 +222,7 @@ class Store:
         self.client = client
         self.quarantine_max = quarantine_max
         self._apply = client.register_script(_APPLY_BATCH)
+        self._confirm = client.register_script(_CONFIRM_FANOUT)
         self._cfg = _packer.encode(
             {
                 "dedup": keys.DEDUP,
@@ -248,13 +257,14 @@ class Store:
         """Apply every event in one Lua call; return the events that were new (not duplicates)."""
         return self.apply_batch_with_outbox(events)[0]
 
-    def apply_batch_with_outbox(self, events: Sequence[Event]) -> tuple[list[Event], list[Event]]:
+    def apply_batch_with_outbox(self, events: Sequence[Event], outbox: bool = True) -> tuple[list[Event], list[Event]]:
         """Apply every event; return (new events, duplicates whose fan-out was never confirmed).
 
         The dedup key doubles as an outbox flag: '1' from apply until
         confirm_fanout() sets '2'. A worker killed between the two leaves '1',
         and the redelivered batch fans those events out again instead of
-        dropping their webhooks as duplicates.
+        dropping their webhooks as duplicates. With outbox=False (no fan-out
+        targets) new events are marked confirmed at once and no confirm is needed.
         """
         if not events:
             return [], []
@@ -300,19 +310,16 @@ class Store:
         new: list[Event] = []
         unconfirmed: list[Event] = []
         for start in range(0, len(entries), self.CHUNK):
-            applied = self._apply(args=[self._cfg, _packer.encode(entries[start:start + self.CHUNK])])
+            applied = self._apply(args=[self._cfg, _packer.encode(entries[start:start + self.CHUNK]), "1" if outbox else "2"])
             for position in map(int, applied):
                 (new if position > 0 else unconfirmed).append(events[start + abs(position) - 1])
         return new, unconfirmed
 
     def confirm_fanout(self, events: Sequence[Event]) -> None:
-        """Mark events as fanned out (dedup value '2', TTL kept), in one round trip."""
+        """Mark events as fanned out (dedup value '2', TTL kept), in one script call."""
         if not events:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for event in events:
-            pipe.set(keys.DEDUP.format(event_id=event.event_id), "2", xx=True, keepttl=True)
-        pipe.execute()
+        self._confirm(keys=[keys.DEDUP.format(event_id=e.event_id) for e in events])
 
     # --- quarantine ---
 
