@@ -43,6 +43,15 @@ def env(redis_url, monkeypatch):
     client.close()
 
 
+def use_fake_telesign(monkeypatch, fake: FakeTelesign, autoreplies: str) -> None:
+    """Point auto-replies at the local fake Telesign with known credentials and reply texts."""
+    monkeypatch.setenv("TELESIGN_API_URL", fake.url)
+    monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
+    monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+    monkeypatch.setenv("TSPIPE_AUTOREPLIES", autoreplies)
+    reset_settings_cache()
+
+
 def send(*bodies: bytes) -> None:
     app.send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time()) for b in bodies])])
 
@@ -60,11 +69,7 @@ def test_queue_to_state_with_real_worker(env):
 def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign(failures=3) as fake:
-        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
-        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
-        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
-        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here", "RS": "Pomoc"}}')
-        reset_settings_cache()
+        use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here", "RS": "Pomoc"}}')
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             for _ in range(3):
                 send(help_body)
@@ -83,11 +88,7 @@ def test_autoreply_exhausted_goes_to_deadletter(env, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     monkeypatch.setattr(tasks.autoreply, "max_retries", 1)
     with FakeTelesign(failures=100) as fake:
-        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
-        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
-        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
-        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here"}}')
-        reset_settings_cache()
+        use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             send(help_body)
             wait_for(lambda: env.client.llen(keys.DEADLETTER) == 1, timeout=20)
@@ -138,11 +139,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
 def test_help_five_times_sends_exactly_one_reply(env, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign() as fake:
-        monkeypatch.setenv("TELESIGN_API_URL", fake.url)
-        monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
-        monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
-        monkeypatch.setenv("TSPIPE_AUTOREPLIES", '{"help": {"default": "Help here"}}')
-        reset_settings_cache()
+        use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             for _ in range(5):
                 send(help_body)
