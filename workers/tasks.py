@@ -114,16 +114,16 @@ def _log_batch(events: list[Event], applied: list[Event], bad: list[QuarantineEn
     """One line per callback stage: quarantined (warning), applied or duplicate (debug, for volume)."""
     for entry in bad:
         log.warning("callback quarantined", quarantine_id=entry.id, request_id=entry.request_id, reason=entry.reason)
-    if not log.is_enabled_for(logging.DEBUG):  # skip building 500 argument sets per batch for nothing
-        events = []
-    applied_ids = {e.event_id for e in applied}
-    for event in events:
-        log.debug(
-            "callback applied" if event.event_id in applied_ids else "callback duplicate",
-            event_id=event.event_id, reference_id=event.reference_id, kind=event.kind.value,
-            outcome=event.status.outcome.value, channel=event.channel.value if event.channel else None,
-            phone_number=event.phone_number,
-        )
+    # Per-callback lines only when debug is on: their arguments cost ~1 µs per event to build.
+    if log.is_enabled_for(logging.DEBUG):
+        applied_ids = {e.event_id for e in applied}
+        for event in events:
+            log.debug(
+                "callback applied" if event.event_id in applied_ids else "callback duplicate",
+                event_id=event.event_id, reference_id=event.reference_id, kind=event.kind.value,
+                outcome=event.status.outcome.value, channel=event.channel.value if event.channel else None,
+                phone_number=event.phone_number,
+            )
     log.info("batch applied", records=len(events) + len(bad), applied=len(applied),
              duplicates=len(events) - len(applied), quarantined=len(bad))
 

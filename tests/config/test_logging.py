@@ -37,3 +37,22 @@ def test_mask_text_leaves_ids_and_short_numbers():
     assert mask_text("code 3000 at 2023-10-31") == "code 3000 at 2023-10-31"
     assert mask_text("ref 35C8B5D509BC10689196FED2AD551B8A") == "ref 35C8B5D509BC10689196FED2AD551B8A"
     assert mask_text("call +44 20 7946 0958") == "call ********0958"
+
+
+def test_batch_summary_counts_with_debug_off(redis_url):
+    """The per-batch info line counts records, duplicates and quarantines whatever the log level."""
+    from datetime import datetime, timezone
+
+    from pipeline.record import Record, encode_batch
+    from workers.store import Store
+    from workers.tasks import process_batch
+
+    stream = io.StringIO()
+    settings = load_settings({"TSPIPE_LOG_FORMAT": "json", "TSPIPE_LOG_LEVEL": "info", "REDIS_URL": redis_url})
+    configure_logging(settings, stream=stream)
+    now = datetime.now(timezone.utc).timestamp()
+    body = fixture_bodies()["read_notification"]
+    records = [Record(body=body, received_at=now), Record(body=body, received_at=now), Record(body=b"[]", received_at=now)]
+    process_batch(encode_batch(records), store=Store.from_settings(settings))
+    summary = [json.loads(line) for line in stream.getvalue().splitlines() if '"batch applied"' in line][-1]
+    assert (summary["records"], summary["applied"], summary["duplicates"], summary["quarantined"]) == (3, 1, 1, 1)
