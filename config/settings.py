@@ -19,6 +19,10 @@ from config.errors import ConfigError
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
 
+# Where a client points when REDIS_URL is unset outside `tspipe run`: nowhere, on purpose, so it
+# fails with a connection error naming this URL instead of silently using somebody else's 6379.
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
+
 
 # --- parsers: each takes the raw string and returns a value or raises ValueError with a reason ---
 

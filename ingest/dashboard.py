@@ -8,7 +8,6 @@ Everything shown is read from the same Redis the workers write.
 
 from __future__ import annotations
 
-import hmac
 import re
 import time
 from datetime import datetime, timezone
@@ -20,21 +19,13 @@ from aiohttp import web
 
 from config import Settings
 from config.logging import mask_text
+from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from workers import keys
 
 STATIC = Path(__file__).parent / "static"
-REDIS_KEY = web.AppKey("tspipe_dashboard_redis", aioredis.Redis)
 _SERIES = re.compile(r'^tspipe_events_total\{(.*)\}$')
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 LATEST = 10
-
-
-def _authorized(request: web.Request, token: str | None) -> bool:
-    if not token:
-        return True
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
-    return hmac.compare_digest(given.encode(), token.encode())
 
 
 def _entry(raw: bytes) -> dict:
@@ -111,17 +102,12 @@ def setup_dashboard(app: web.Application, settings: Settings) -> None:
     """GET / and /dashboard (the page), /dashboard/app.js, /dashboard/data.json; token-protected when set."""
     token = settings.api_token
 
-    async def redis_ctx(app: web.Application):
-        app[REDIS_KEY] = aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:1/0")
-        yield
-        await app[REDIS_KEY].aclose()
-
-    app.cleanup_ctx.append(redis_ctx)
+    use_store_client(app, settings)
 
     def guarded(handler):
         async def wrapper(request: web.Request) -> web.StreamResponse:
-            if not _authorized(request, token):
-                return web.json_response({"error": "missing or wrong token: use ?token= or Authorization: Bearer"}, status=401)
+            if denied := token_denied(request, token, allow_query=True):
+                return denied
             return await handler(request)
         return wrapper
 
@@ -133,7 +119,7 @@ def setup_dashboard(app: web.Application, settings: Settings) -> None:
 
     async def data(request: web.Request) -> web.Response:
         try:
-            body = await snapshot(request.app[REDIS_KEY], settings.queue)
+            body = await snapshot(request.app[STORE_KEY], settings.queue)
         except (aioredis.RedisError, OSError) as exc:
             return web.json_response({"error": f"store unreachable: {type(exc).__name__}"}, status=503)
         return web.json_response(body, headers={"Cache-Control": "no-store"})

@@ -8,17 +8,14 @@ TSPIPE_API_TOKEN is set, because state and opt-outs carry phone numbers.
 
 from __future__ import annotations
 
-import hmac
-
 import msgspec
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from config import Settings
+from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from workers import keys
 from workers.store import optout_from_hash
 
-REDIS_KEY = web.AppKey("tspipe_query_redis", aioredis.Redis)
 PAGE_MAX = 1000
 
 
@@ -30,34 +27,17 @@ def _json(data: object) -> web.Response:
     return web.Response(body=msgspec.json.encode(data), content_type="application/json")
 
 
-def _check_token(request: web.Request, token: str | None) -> web.Response | None:
-    if not token:
-        return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401,
-                                 headers={"WWW-Authenticate": "Bearer"})
-    return None
-
-
 def setup_query_api(app: web.Application, settings: Settings) -> None:
     """Add GET /v1/transactions/{reference_id}, /v1/opt-outs/{address} and /v1/opt-outs to `app`."""
     token = settings.api_token
 
-    async def redis_ctx(app: web.Application):
-        client = aioredis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:1/0")
-        app[REDIS_KEY] = client
-        yield
-        await client.aclose()
-
-    app.cleanup_ctx.append(redis_ctx)
+    use_store_client(app, settings)
 
     async def transaction(request: web.Request) -> web.Response:
-        if denied := _check_token(request, token):
+        if denied := token_denied(request, token):
             return denied
         ref = request.match_info["reference_id"]
-        pipe = request.app[REDIS_KEY].pipeline(transaction=False)
+        pipe = request.app[STORE_KEY].pipeline(transaction=False)
         pipe.hget(keys.STATE.format(reference_id=ref), "event")
         pipe.lrange(keys.HISTORY.format(reference_id=ref), 0, -1)
         state, history = await pipe.execute()
@@ -68,16 +48,16 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         return web.Response(body=body, content_type="application/json")
 
     async def optout(request: web.Request) -> web.Response:
-        if denied := _check_token(request, token):
+        if denied := token_denied(request, token):
             return denied
         address = request.match_info["address"]
-        data = await request.app[REDIS_KEY].hgetall(keys.OPTOUT.format(address=address))
+        data = await request.app[STORE_KEY].hgetall(keys.OPTOUT.format(address=address))
         if not data:
             return _error(404, f"no opt-out record for {address!r}")
         return _json(optout_from_hash(address, data))
 
     async def optouts(request: web.Request) -> web.Response:
-        if denied := _check_token(request, token):
+        if denied := token_denied(request, token):
             return denied
         try:
             offset = int(request.query.get("cursor") or 0)
@@ -86,7 +66,7 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
                 raise ValueError
         except ValueError:
             return _error(400, "cursor and limit must be non-negative integers")
-        client = request.app[REDIS_KEY]
+        client = request.app[STORE_KEY]
         addresses = await client.zrange(keys.OPTOUT_INDEX, offset, offset + limit - 1)
         pipe = client.pipeline(transaction=False)
         for address in addresses:

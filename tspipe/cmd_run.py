@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from tspipe.context import settings_or_exit
-from tspipe.redis_server import RedisServer, RedisServerError
+from tspipe.redis_server import RedisServer, RedisServerError, port_is_free
 from tspipe.supervisor import Supervisor
 
 PORT_FILE = "redis.port"
@@ -65,11 +65,4 @@ def _previous_port(data: Path) -> int | None:
         port = int((data / PORT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return None
-    return port
+    return port if port_is_free(port) else None

@@ -11,6 +11,7 @@ from celery.signals import setup_logging
 from kombu import Queue
 
 from config import Settings, get_settings
+from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
 from workers.destinations import parse_destinations
@@ -19,10 +20,7 @@ from workers.serialization import SERIALIZER
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    # An unset REDIS_URL outside `tspipe run` points nowhere on purpose: the
-    # worker then fails with a connection error naming this URL instead of
-    # silently using somebody else's Redis on 6379.
-    broker = settings.redis_url or "redis://127.0.0.1:1/0"
+    broker = settings.redis_url or UNREACHABLE_REDIS_URL
     app = Celery("tspipe", broker=broker, set_as_current=False)
     app.conf.update(
         task_serializer=SERIALIZER,

@@ -17,6 +17,7 @@ import redis
 from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
+from config.settings import UNREACHABLE_REDIS_URL
 from workers import circuit, deadletters, keys
 from workers.destinations import MAX_DELAY_SECONDS, Destination, by_name
 from workers.webhooks import DeliveryFailed, backoff, batch_id, post
@@ -38,7 +39,7 @@ def _client(url: str) -> redis.Redis:
 
 
 def redis_client() -> redis.Redis:
-    return _client(get_settings().redis_url or "redis://127.0.0.1:1/0")
+    return _client(get_settings().redis_url or UNREACHABLE_REDIS_URL)
 
 
 def message_id(body: bytes) -> str:
