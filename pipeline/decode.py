@@ -75,7 +75,7 @@ def decode(
         text_value, sender, media, action, keyword = inbound_of(wire, channel_name)
 
     return Event(
-        event_id=_blake2b(body, digest_size=16).hexdigest(),  # event_id_for, inlined
+        event_id=event_id_for(body),
         kind=kind,
         channel=channel,
         reference_id=text(wire.reference_id),
