@@ -254,8 +254,8 @@ class Store:
         )
 
     def apply_batch(self, events: Sequence[Event]) -> list[Event]:
-        """Apply every event in one Lua call; return the events that were new (not duplicates)."""
-        return self.apply_batch_with_outbox(events)[0]
+        """Apply every event with no fan-out to follow; return the events that were new (not duplicates)."""
+        return self.apply_batch_with_outbox(events, outbox=False)[0]
 
     def apply_batch_with_outbox(self, events: Sequence[Event], outbox: bool = True) -> tuple[list[Event], list[Event]]:
         """Apply every event; return (new events, duplicates whose fan-out was never confirmed).

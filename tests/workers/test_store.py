@@ -151,3 +151,17 @@ def test_big_batch_is_chunked_and_positions_map_back(store):
     events.insert(1700, events[1500])  # a duplicate in a later chunk
     applied = store.apply_batch(events)
     assert [e.event_id for e in applied] == [f"c{i}" for i in range(2500)]
+
+
+def test_fanout_outbox_hands_back_unconfirmed_duplicates(store):
+    """Applied but never confirmed (worker died before fan-out finished): the redelivery fans out again."""
+    first = ev("o1", 3000, Outcome.DELIVERED, True, 1)
+    assert store.apply_batch_with_outbox([first]) == ([first], [])
+    assert store.apply_batch_with_outbox([first]) == ([], [first])  # still unconfirmed
+    store.confirm_fanout([first])
+    assert store.apply_batch_with_outbox([first]) == ([], [])
+    assert store.client.ttl(keys.DEDUP.format(event_id="o1")) > 0  # confirming kept the TTL
+    # With nothing to fan out, new events are confirmed at once.
+    second = ev("o2", 3000, Outcome.DELIVERED, True, 2, ref="REF2")
+    assert store.apply_batch([second]) == [second]
+    assert store.apply_batch_with_outbox([second]) == ([], [])
