@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import decode  # noqa: E402
+from tspipe.cmd_samples import unique  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "telesign"
 
@@ -32,7 +33,7 @@ def bodies(count: int) -> list[bytes]:
     out = []
     for i in range(count):
         shape = shapes[i % len(shapes)]
-        out.append(shape.replace(b"0123456789ABCDEF", b"%016X" % i, 1).replace(b"35C8B5D509BC1068", b"%016X" % i, 1))
+        out.append(unique(shape, i))
     return out
 
 
