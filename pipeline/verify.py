@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 from pipeline.event import VerifyState
-from pipeline.wire import WireVerify, text
+from pipeline.wire import WireVerify
 
 
 def verify_of(verify: WireVerify) -> VerifyState:
-    return VerifyState(code_state=text(verify.code_state), code_entered=text(verify.code_entered))
+    return VerifyState(code_state=verify.code_state or None, code_entered=verify.code_entered or None)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline import Event, InvalidCallback, decode
-from pipeline.event import EVENT_DECODER, EVENT_ENCODER
+from pipeline.event import EVENT_DECODER, EVENT_ENCODER, Channel, Kind
 from tests.conftest import fixture_bodies
 
 BODIES = fixture_bodies()
@@ -247,3 +247,41 @@ def test_timestamp_cache_returns_same_value_and_none_for_junk():
     assert parse_timestamp("not a time") is None
     assert parse_timestamp("not a time") is None
     assert parse_timestamp("") is None
+
+
+def test_numbers_and_booleans_in_nested_text_fields_take_the_slow_path():
+    body = json.dumps(
+        {
+            "status": {"code": "1500", "updated_on": "2023-10-13T11:46:00Z", "reference_id": 7},
+            "user_response": {"mo_message": 12345, "sender_id": 55, "phone_number": 15551234567, "keyword": True},
+            "channel_status": [{"sms": {"code": 3000, "description": 1.5, "reference_id": False}}],
+            "verify": {"code_state": "VALID", "code_entered": 1234},
+            "errors": [{"code": -10001, "description": 9}],
+        }
+    ).encode()
+    event = decode(body)
+    assert (event.kind, event.channel) == (Kind.INBOUND, Channel.SMS)
+    assert event.text == "12345" and event.sender == "55" and event.phone_number == "15551234567"
+    assert event.keyword is None
+    assert event.attempts[0].description == "1.5" and event.attempts[0].reference_id is None
+    assert event.verify.code_entered == "1234"
+    assert event.errors[0].description == "9"
+
+
+def test_a_container_in_a_text_field_is_still_invalid():
+    with pytest.raises(InvalidCallback, match=r"\$\.reference_id"):
+        decode(b'{"status":{"code":3000},"reference_id":{"a":1}}')
+    with pytest.raises(InvalidCallback, match=r"\$\.user_response\.mo_message"):
+        decode(b'{"status":{"code":1500},"user_response":{"mo_message":[1]}}')
+
+
+def test_scalar_then_junk_is_not_json():
+    with pytest.raises(InvalidCallback, match="not JSON"):
+        decode(b"0\x00")
+
+
+def test_event_id_is_128_bits_of_sha256():
+    import hashlib
+
+    body = BODIES["read_notification"]
+    assert decode(body).event_id == hashlib.sha256(body).hexdigest()[:32]
