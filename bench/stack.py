@@ -1,13 +1,14 @@
 """Whole-stack benchmark: real Redis + `tspipe web` + `tspipe worker` subprocesses on 127.0.0.1.
 
 Drives signed callbacks of every bundled sample shape (each with its own reference id) at --rate for
---duration with a bounded aiohttp client, then checks that every acknowledged callback reached the
+--duration, with wrk when it is installed (open loop, paced by bench/wrk_paced.lua; the bodies are
+signed beforehand) or else a bounded aiohttp client, then checks that every acknowledged callback reached the
 state store exactly once (one history entry per reference id) and prints: achieved rate, ack
 p50/p99, receive->state lag p50/p99 (from the METRICS lag histogram, so bucket bounds), lost and
 duplicated counts, peak RSS per process. --fuzz-count N additionally posts N fuzzed bodies
 (tests/faults/fuzz.py) and checks that none gets a 5xx and every one is applied or quarantined.
 
-    .venv/bin/python bench/stack.py --rate 5000 --duration 20
+    .venv/bin/python bench/stack.py --rate 5000 --duration 60
     .venv/bin/python bench/stack.py --duration 10 --fuzz-count 100000
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -136,6 +139,68 @@ async def drive(base: str, items: list[tuple[str, bytes]], rate: float, concurre
     return statuses, acked, latencies, time.monotonic() - start
 
 
+def write_requests(path: Path, items: list[tuple[str, bytes]], port: int) -> None:
+    """The raw signed HTTP requests for wrk_paced.lua: a length line, then the request, for each."""
+    with path.open("wb") as out:
+        for channel, body in items:
+            request = (
+                f"POST /callbacks/{channel} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: TSA {CUSTOMER_ID}:{sign(KEY, body)}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            out.write(b"%d\n" % len(request))
+            out.write(request)
+
+
+def drive_wrk(base: str, port: int, items: list[tuple[str, bytes]], rate: float, duration: float,
+              connections: int, workdir: Path) -> dict[str, float]:
+    """Run wrk at `rate` for `duration`; returns its counts and latency percentiles (ms)."""
+    requests_file = workdir / "requests.bin"
+    write_requests(requests_file, items, port)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "30s",
+         "-s", str(ROOT / "bench" / "wrk_paced.lua"), base, "--", str(requests_file), str(rate)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = re.search(r"^TSPIPE (.*)$", out, re.M)
+    if line is None:
+        raise SystemExit(f"wrk printed no summary:\n{out}")
+    figures = {k: float(v) for k, v in (pair.split("=") for pair in line.group(1).split())}
+    requests_file.unlink()
+    return figures
+
+
+def check_exactly_once(client: redis.Redis, items: list[tuple[str, bytes]], acked: int, in_flight: int) -> tuple[int, int]:
+    """(lost, duplicated) for wrk's run: it sends items in order but reports only counts.
+
+    The `acked` answered requests are among the first acked + in_flight items (the rest were still in
+    flight when wrk stopped; the server may or may not have stored those, both are fine). Lost: fewer
+    than `acked` of those are in the store. Duplicated: any history longer than one entry.
+    """
+    pipe = client.pipeline(transaction=False)
+    window = items[: acked + in_flight]
+    for _channel, body in window:
+        pipe.llen(keys.HISTORY.format(reference_id=reference_id(body)))
+    lengths = pipe.execute()
+    found = sum(1 for n in lengths if n > 0)
+    duplicated = sum(n - 1 for n in lengths if n > 1)
+    return max(0, acked - found), duplicated
+
+
+def ingress_batches(base: str) -> str:
+    """Queue messages written by the ingress and records per message, from its /metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    count = re.search(r"^tspipe_ingest_batch_size_count (\S+)$", text, re.M)
+    total = re.search(r"^tspipe_ingest_batch_size_sum (\S+)$", text, re.M)
+    if not count or not float(count.group(1)):
+        return "ingress batches: n/a"
+    n, records = float(count.group(1)), float(total.group(1))
+    return f"ingress batches: {n:.0f} queue messages, {records / n:.1f} callbacks per message on average"
+
+
 def wait_healthy(base: str, procs: list[subprocess.Popen]) -> None:
     import urllib.request
 
@@ -170,9 +235,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=5000.0, help="target callbacks per second")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (10 s is fine)")
-    parser.add_argument("--concurrency", type=int, default=128, help="most requests in flight")
+    parser.add_argument("--concurrency", type=int, default=64, help="most requests in flight (wrk connections)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--fuzz-count", type=int, default=0, help="also post this many fuzzed bodies")
+    parser.add_argument("--generator", choices=("auto", "wrk", "aiohttp"), default="auto",
+                        help="load generator: wrk (auto when installed) or the Python aiohttp client")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tspipe-bench-"))
@@ -189,29 +256,50 @@ def main() -> None:
     client = redis.Redis.from_url(server.url)
     try:
         wait_healthy(base, [web, worker])
-        count = int(args.rate * args.duration)
+        use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk") is not None)
+        # wrk may run a little past --duration: give it spare bodies, each still unique.
+        count = int(args.rate * args.duration * (1.1 if use_wrk else 1.0)) + (1000 if use_wrk else 0)
         items = unique_callbacks(count)
-        print(f"tspipe bench/stack.py: {count} callbacks at {args.rate:g}/s for {args.duration:g}s, "
-              f"concurrency {args.concurrency}, worker concurrency {args.worker_concurrency}, logs in {tmp}")
+        print(f"tspipe bench/stack.py: {args.rate:g}/s for {args.duration:g}s with {'wrk -t1' if use_wrk else 'aiohttp'}, "
+              f"concurrency {args.concurrency}, worker concurrency {args.worker_concurrency}, "
+              f"{os.cpu_count()} CPUs shared by everything, logs in {tmp}")
         with PeakRSS({"redis": server.process.pid, "web": web.pid, "worker": worker.pid}) as rss:
-            statuses, acked, latencies, elapsed = asyncio.run(drive(base, items, args.rate, args.concurrency))
-            drain = wait_drained(client, "tspipe.ingest", len(acked), timeout=max(60, args.duration * 3))
+            if use_wrk:
+                figures = drive_wrk(base, port, items, args.rate, args.duration, args.concurrency, tmp)
+                elapsed = figures["duration_us"] / 1e6
+                acked = int(figures["requests"] - figures["status_errors"])
+                errors = {k: int(figures[k]) for k in ("status_errors", "connect", "read", "write", "timeout")}
+                ack_line = f"ack p50={figures['p50_us'] / 1000:.1f}ms p99={figures['p99_us'] / 1000:.1f}ms (wrk)"
+                sent_line = f"answered={int(figures['requests'])} errors={errors} elapsed={elapsed:.1f}s"
+            else:
+                statuses, acked_bodies, latencies, elapsed = asyncio.run(
+                    drive(base, items, args.rate, args.concurrency))
+                acked = len(acked_bodies)
+                ack_line = f"ack p50={pct(latencies, 0.5) * 1000:.1f}ms p99={pct(latencies, 0.99) * 1000:.1f}ms"
+                sent_line = f"sent={sum(statuses.values())} statuses={dict(statuses)} elapsed={elapsed:.1f}s"
+            drain = wait_drained(client, "tspipe.ingest", acked, timeout=max(60, args.duration * 3))
             fuzz_line = None
             if args.fuzz_count:
                 fuzz_line = run_fuzz(base, client, args.fuzz_count, args.concurrency)
-        pipe = client.pipeline(transaction=False)
-        refs = [reference_id(b) for b in acked]
-        for ref in refs:
-            pipe.llen(keys.HISTORY.format(reference_id=ref))
-        lengths = Counter(pipe.execute())
-        lost = lengths.get(0, 0)
-        duplicated = sum(n * (length - 1) for length, n in lengths.items() if length > 1)
+        if use_wrk:
+            if figures["status_errors"]:
+                print(f"warning: {int(figures['status_errors'])} non-200 answers; wrk does not say which, "
+                      "so lost is counted against all answered requests")
+            lost, duplicated = check_exactly_once(client, items, int(figures["requests"]), args.concurrency)
+        else:
+            pipe = client.pipeline(transaction=False)
+            for body in acked_bodies:
+                pipe.llen(keys.HISTORY.format(reference_id=reference_id(body)))
+            lengths = Counter(pipe.execute())
+            lost = lengths.get(0, 0)
+            duplicated = sum(n * (length - 1) for length, n in lengths.items() if length > 1)
         lag50, lag99 = lag_percentiles(client)
-        print(f"sent={sum(statuses.values())} statuses={dict(statuses)} elapsed={elapsed:.1f}s "
-              f"achieved={len(acked) / elapsed:.0f}/s acked")
-        print(f"ack p50={pct(latencies, 0.5) * 1000:.1f}ms p99={pct(latencies, 0.99) * 1000:.1f}ms")
+        batch_line = ingress_batches(base)
+        print(f"{sent_line} achieved={acked / elapsed:.0f}/s acknowledged")
+        print(ack_line)
         print(f"receive->state lag p50{lag50} p99{lag99}; queue drained {drain:.1f}s after the last request")
-        print(f"lost={lost} duplicated={duplicated} (of {len(acked)} acknowledged)")
+        print(f"lost={lost} duplicated={duplicated} (of {acked} acknowledged)")
+        print(batch_line)
         print("peak RSS: " + " ".join(f"{k}={v / 2**20:.0f}MiB" for k, v in rss.peak.items()))
         if fuzz_line:
             print(fuzz_line)

@@ -35,20 +35,23 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     if value[0] > "9":  # a letter: the HTTP-date form, which fromisoformat would refuse slowly
         return _http_date(value.strip())
-    try:
-        parsed = _fromisoformat(value)
-    except ValueError:
-        return _parse_other(value.strip())
-    tz = parsed.tzinfo
-    if tz is _UTC:
-        return parsed
-    if tz is None:
-        # No zone means UTC. Parsing again with an offset costs a fifth of
-        # datetime.replace(tzinfo=...), which is slow on 3.11.
+    if value[-1] == "Z" or "+" in value[-6:] or "-" in value[-6:]:
+        try:
+            parsed = _fromisoformat(value)
+        except ValueError:
+            return _parse_other(value.strip())
+    else:
+        # No zone, which means UTC: say so in the text, because parsing it
+        # costs a fifth of datetime.replace(tzinfo=...), which is slow on 3.11.
         try:
             return _fromisoformat(value + "+00:00")
         except ValueError:
-            return parsed.replace(tzinfo=_UTC)
+            return _parse_other(value.strip())
+    tz = parsed.tzinfo
+    if tz is _UTC:
+        return parsed
+    if tz is None:  # a date only, e.g. "2020-05-04"
+        return parsed.replace(tzinfo=_UTC)
     return parsed.astimezone(_UTC)
 
 
