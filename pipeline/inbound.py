@@ -60,17 +60,21 @@ def inbound_of(wire: WireCallback, channel: str | None) -> Inbound:
         action_obj = content.get("end_user_action")
         if type(action_obj) is not dict:
             action_obj = None
+        texts, urls = _numbered_parts(content) if channel in _NUMBERED_KEY_CHANNELS else _NO_PARTS
         if message is None:
-            message = _text(content, action_obj, channel)
-        # Media lives in RCS `file` and MMS numbered keys; other bodies skip the call.
-        if "file" in content or channel in _NUMBERED_KEY_CHANNELS:
-            media = _media(content, channel)
+            message = _text(content, action_obj)
+            if message is None and texts:
+                message = texts[0] if len(texts) == 1 else "\n".join(texts)
+        if "file" in content:
+            media = _file_media(content["file"])
+        for url in urls:
+            media.append(Media(url))
 
     sender = (user_response.sender_id if user_response is not None else None) or wire.rcs_sender_id \
         or wire.waba_phone_number or None
 
     ts_action = ts_keyword = None
-    if user_response is not None:
+    if user_response is not None and user_response.action is not None:
         ts_action = telesign_action(user_response.action)
         ts_keyword = user_response.keyword or None
     if ts_action is None and action_obj is not None:
@@ -94,13 +98,11 @@ def _str(value: Any) -> str | None:
     return text(value)
 
 
-def _text(content: dict[str, Any], action_obj: dict | None, channel: str | None) -> str | None:
-    # The places a text lives, in order: Viber `text`, WhatsApp `content.body`,
-    # RCS/WhatsApp `end_user_action.text`. A str is taken as is; only other
-    # types pay for _str's conversion.
+def _text(content: dict[str, Any], action_obj: dict | None) -> str | None:
+    """The places a text lives, in order: Viber `text`, WhatsApp `content.body`, RCS/WhatsApp `end_user_action.text`."""
     value = content.get("text")
     if value is not None:
-        value = value if type(value) is str else _str(value)
+        value = value if type(value) is str else _str(value)  # a str is taken as is
         if value:
             return value
     inner = content.get("content")
@@ -109,58 +111,52 @@ def _text(content: dict[str, Any], action_obj: dict | None, channel: str | None)
         if value is not None:
             return value
     if action_obj is not None:
-        value = _str(action_obj.get("text"))
-        if value is not None:
-            return value
-    # MMS: numbered `text_1`, `text_2`, ... joined in numeric order.
-    if channel in _NUMBERED_KEY_CHANNELS:
-        numbered = _numbered(content, "text_")
-        if numbered:
-            return numbered[0] if len(numbered) == 1 else "\n".join(numbered)
+        return _str(action_obj.get("text"))
     return None
 
 
-def _numbered(content: dict[str, Any], prefix: str) -> list[str]:
-    """String values of keys `<prefix><N>` (N digits), in numeric order of N."""
-    found = []
-    start = len(prefix)
+_NO_PARTS: tuple[list[str], list[str]] = ([], [])
+
+
+def _numbered_parts(content: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """MMS parts in one pass: texts of `text_<N>` by N, URLs of `url_<kind>_<N>` by kind, then N.
+
+    Most MMS carry one text and one image, so single parts skip the sorting.
+    """
+    texts: list[tuple[int, str]] = []
+    urls: list[tuple[str, str]] = []
     for key, value in content.items():
-        if type(value) is str and key.startswith(prefix):
-            number = key[start:]
+        if type(value) is not str:
+            continue
+        if key[:5] == "text_":
+            number = key[5:]
             if number.isdigit():
-                found.append((int(number), value))
-    if len(found) == 1:
-        return [found[0][1]]
-    found.sort()
-    return [value for _, value in found]
-
-
-def _media(content: dict[str, Any], channel: str | None) -> list[Media]:
-    media: list[Media] = []
-    file = content.get("file")
-    if type(file) is dict:
-        payload = file.get("payload")
-        if type(payload) is dict:
-            size = payload.get("size_bytes")
-            media.append(
-                Media(
-                    _str(payload.get("uri") or payload.get("url")),
-                    _str(payload.get("mime_type")),
-                    _str(payload.get("name")),
-                    size if type(size) is int else None,
-                )
-            )
-    # MMS: `url_image_1`, `url_video_1`, ... by kind, then number.
-    if channel not in _NUMBERED_KEY_CHANNELS:
-        return media
-    urls = [(key, value) for key, value in content.items() if key.startswith("url_") and type(value) is str]
+                texts.append((int(number), value))
+        elif key[:4] == "url_":
+            urls.append((key, value))
+    if len(texts) > 1:
+        texts.sort()
     if len(urls) > 1:
         urls.sort(key=_url_order)
-    for _, value in urls:
-        media.append(Media(value))
-    return media
+    return [value for _, value in texts] if texts else [], [value for _, value in urls] if urls else []
 
 
 def _url_order(item: tuple[str, str]) -> tuple[str, int, str]:
     kind, _, number = item[0].rpartition("_")
     return (kind, int(number), "") if number.isdigit() else (item[0], 0, item[0])
+
+
+def _file_media(file: Any) -> list[Media]:
+    """RCS `content.file.payload`: one medium, unknown parts None."""
+    payload = file.get("payload") if type(file) is dict else None
+    if type(payload) is not dict:
+        return []
+    size = payload.get("size_bytes")
+    return [
+        Media(
+            _str(payload.get("uri") or payload.get("url")),
+            _str(payload.get("mime_type")),
+            _str(payload.get("name")),
+            size if type(size) is int else None,
+        )
+    ]

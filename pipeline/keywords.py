@@ -21,18 +21,21 @@ _TRAILING = string.whitespace + string.punctuation + "¡¿…。！？"
 _ACTIONS = {a.value: a for a in Action}
 
 
-def normalize(text: str) -> str:
-    return text.strip().rstrip(_TRAILING).strip().casefold()
+_NO_KEYWORD = (Action.GENERIC, None)
 
 
 def detect(text: str | None) -> tuple[Action, str | None]:
-    """(action, matched keyword) for a message text; generic with no keyword when nothing matches."""
+    """(action, matched keyword) for a message text; generic with no keyword when nothing matches.
+
+    The whole text counts: trimmed of white space and trailing punctuation,
+    then case-folded (CONTRACT.md section 1).
+    """
     if not text:
-        return Action.GENERIC, None
-    word = normalize(text)
+        return _NO_KEYWORD
+    word = text.strip().rstrip(_TRAILING).strip().casefold()
     action = KEYWORDS.get(word)
     if action is None:
-        return Action.GENERIC, None
+        return _NO_KEYWORD
     return action, word
 
 

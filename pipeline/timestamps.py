@@ -17,7 +17,7 @@ _COLON_MILLIS = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}):(\d{1,6})
 
 _UTC = timezone.utc
 _fromisoformat = datetime.fromisoformat
-_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_MONTHS = {m: f"{i:02d}" for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _UTC_NAMES = frozenset({"GMT", "UTC", "UT", "Z", "+0000", "-0000"})
 
 
@@ -72,16 +72,13 @@ def _parse_other(value: str) -> datetime | None:
 
 
 def _http_date(value: str) -> datetime | None:
-    """`Thu, 23 Jun 2022 19:03:44 GMT`: split by hand (5x faster than email.utils), which stays the fallback."""
+    """`Thu, 23 Jun 2022 19:03:44 GMT`: rewritten as ISO for fromisoformat (5x faster than email.utils, the fallback)."""
     parts = value.split()
-    if len(parts) == 6 and parts[5] in _UTC_NAMES:
-        clock = parts[4].split(":")
-        if len(clock) == 3:
-            try:
-                return datetime(int(parts[3]), _MONTHS[parts[2]], int(parts[1]),
-                                int(clock[0]), int(clock[1]), int(clock[2]), 0, _UTC)
-            except (KeyError, ValueError):
-                pass  # not this exact form: the general parser decides
+    if len(parts) == 6 and parts[5] in _UTC_NAMES and parts[2] in _MONTHS:
+        try:
+            return _fromisoformat(f"{parts[3]}-{_MONTHS[parts[2]]}-{parts[1].zfill(2)}T{parts[4]}+00:00")
+        except ValueError:
+            pass  # not this exact form: the general parser decides
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
