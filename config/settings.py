@@ -137,7 +137,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "TSPIPE_MAX_BODY_BYTES", 65536, _int(1), "Largest callback body accepted; larger ones get 413."),
     Setting("header_timeout_seconds", "TSPIPE_HEADER_TIMEOUT_S", 10.0, _float(0.1), "Seconds a client has from connecting to finish sending request headers (and most an idle keep-alive connection stays open); slow clients are disconnected."),
     Setting("batch_max_records", "TSPIPE_BATCH_MAX_RECORDS", 500, _int(1), "Most callbacks written to Redis in one round trip."),
-    Setting("batch_max_wait_ms", "TSPIPE_BATCH_MAX_WAIT_MS", 2.0, _float(0), "Longest a callback waits for others to share its batch, in milliseconds."),
+    Setting("batch_max_wait_ms", "TSPIPE_BATCH_MAX_WAIT_MS", 5.0, _float(0), "Under steady traffic, the least time between two queue writes, in milliseconds: callbacks wait up to this long to share a batch (a lone callback after a quiet spell is written at once)."),
+    Setting("batch_target_records", "TSPIPE_BATCH_TARGET_RECORDS", 32, _int(1), "A batch this large is written without waiting for TSPIPE_BATCH_MAX_WAIT_MS: enough callbacks to amortize a worker's per-message cost."),
     Setting("max_pending_requests", "TSPIPE_MAX_PENDING", 20000, _int(1), "Requests waiting for a write before the ingress answers 503 (back-pressure)."),
     Setting("spool_dir", "TSPIPE_SPOOL_DIR", None, _str, "Where the ingress spools batches while Redis is down. Default: TSPIPE_DATA_DIR/spool."),
     Setting("spool_max_bytes", "TSPIPE_SPOOL_MAX_BYTES", 512 * 1024 * 1024, _int(1), "Spool size at which the ingress answers 503 instead of 200."),
@@ -172,7 +173,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 65536
     header_timeout_seconds: float = 10.0
     batch_max_records: int = 500
-    batch_max_wait_ms: float = 2.0
+    batch_max_wait_ms: float = 5.0
+    batch_target_records: int = 32
     max_pending_requests: int = 20000
     spool_dir: str | None = None
     spool_max_bytes: int = 512 * 1024 * 1024

@@ -1,10 +1,19 @@
 """Micro-batching: callbacks that arrive together share one durable write.
 
-Each request adds its Record and awaits only its own batch's future. A batch
-is written when it holds batch_max_records, when an event-loop iteration
-brings no new record, or at the latest when its first record has waited
-batch_max_wait_ms; records that arrive while a write is in flight form the
-next batch and are written as soon as it returns (they have waited already).
+Each request adds its Record and awaits only its own batch's future; one
+write is in flight at a time, and the records that arrive meanwhile form the
+next batch. Two regimes decide when a batch is written:
+
+- After a quiet spell (no write started in the last batch_max_wait_ms), the
+  batch closes as soon as an event-loop iteration brings no new record: a
+  lone callback is not held back.
+- Under steady traffic, a batch waits until batch_max_wait_ms after the
+  previous write started, or until it holds batch_target_records. Every
+  queue message costs a Celery worker about a millisecond whatever its size,
+  so an open-loop stream of callbacks (Telesign's, say 5,000/s) must not
+  become thousands of tiny messages; the wait (Kafka's linger.ms) bounds
+  the messages to about 1000/batch_max_wait_ms per second plus full ones.
+
 Pending requests are bounded by max_pending_requests so a stalled Redis turns
 into 503s (Telesign retries) instead of unbounded memory.
 """
@@ -28,6 +37,9 @@ class Batcher:
     def __init__(self, settings: Settings, publisher: Publisher, metrics: IngestMetrics) -> None:
         self._max_records = settings.batch_max_records
         self._max_wait = settings.batch_max_wait_ms / 1000.0
+        self._target = min(settings.batch_target_records, settings.batch_max_records)
+        self._last_write = float("-inf")  # loop time the previous write started
+        self._enough = asyncio.Event()  # set by submit() once the batch reaches the target
         self._max_pending = settings.max_pending_requests
         self._publisher = publisher
         self._metrics = metrics
@@ -53,10 +65,13 @@ class Batcher:
         if self._closing or self._pending >= self._max_pending:
             raise Overloaded("too many callbacks waiting for a write")
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._records.append(record)
+        records = self._records
+        records.append(record)
         self._futures.append(future)
         self._pending += 1
         self._wake.set()
+        if len(records) >= self._target:
+            self._enough.set()
         try:
             return await future
         finally:
@@ -66,12 +81,12 @@ class Batcher:
         """Stop taking records and write what is pending (graceful shutdown)."""
         self._closing = True
         self._wake.set()
+        self._enough.set()
         if self._task is not None:
             await self._task
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        carried_over = False
         while True:
             if not self._records:
                 if self._closing:
@@ -79,31 +94,40 @@ class Batcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if not carried_over:
-                await self._gather(loop)
+            # Records that arrived during the previous write have waited already:
+            # the steady-traffic deadline counts from that write's start.
+            await self._gather(loop)
             records = self._records[: self._max_records]
             futures = self._futures[: self._max_records]
             del self._records[: self._max_records]
             del self._futures[: self._max_records]
             await self._write(records, futures)
-            carried_over = bool(self._records)
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Let concurrent requests join the batch: wait while new records keep arriving.
-
-        Each pass yields one event-loop iteration (which reads every socket that
-        is ready); the batch closes as soon as an iteration brings nothing new,
-        when it is full, or after batch_max_wait_ms. A lone request therefore
-        is not held for the whole window, and a burst still shares one write.
-        """
-        deadline = loop.time() + self._max_wait
-        while not self._closing and len(self._records) < self._max_records and loop.time() < deadline:
-            before = len(self._records)
-            await asyncio.sleep(0)
-            if len(self._records) == before:
-                return
+        """Let concurrent requests join the batch (the two regimes in the module docstring)."""
+        now = loop.time()
+        if now - self._last_write >= self._max_wait:
+            # Quiet spell: one event-loop iteration at a time (each reads every
+            # socket that is ready) while new records keep arriving.
+            deadline = now + self._max_wait
+            while not self._closing and len(self._records) < self._max_records and loop.time() < deadline:
+                before = len(self._records)
+                await asyncio.sleep(0)
+                if len(self._records) == before:
+                    return
+            return
+        # Steady traffic: linger until the target size or the interval since the last write.
+        if self._closing or len(self._records) >= self._target:
+            return
+        self._enough.clear()
+        timer = loop.call_at(self._last_write + self._max_wait, self._enough.set)
+        try:
+            await self._enough.wait()
+        finally:
+            timer.cancel()
 
     async def _write(self, records: list[Record], futures: list[asyncio.Future[str]]) -> None:
+        self._last_write = asyncio.get_running_loop().time()
         started = time.perf_counter()
         try:
             where = await self._publisher.store(encode_batch(records))
