@@ -13,11 +13,11 @@ worker consume it; change both together if Celery's format ever moves.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 import uuid
+
+import msgspec
 
 from pipeline.record import INGEST_BATCH_TASK
 from workers.serialization import CONTENT_TYPE, _encoder
@@ -48,16 +48,18 @@ _HEADERS = {
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 # Celery's per-process reply queue id; unused here (results are ignored), kept so the shape matches.
 _REPLY_TO = str(uuid.uuid3(uuid.NAMESPACE_OID, _HEADERS["origin"]))
+# msgspec writes a bytes value as its base64 string, which is what kombu's envelope
+# holds, in one C pass; json.dumps spent ~2.5 us per callback escaping that string.
+_JSON = msgspec.json.Encoder()
 
 
 def ingest_batch_message(blob: bytes, queue: str) -> bytes:
     """One `tspipe.ingest_batch(blob)` task message for the Redis list named `queue`."""
     task_id = str(uuid.uuid4())
-    body = base64.b64encode(_encoder.encode(((blob,), {}, _EMBED))).decode("ascii")
     headers = _HEADERS.copy()
     headers["id"] = headers["root_id"] = task_id
-    return json.dumps({
-        "body": body,
+    return _JSON.encode({
+        "body": _encoder.encode(((blob,), {}, _EMBED)),
         "content-encoding": "binary",
         "content-type": CONTENT_TYPE,
         "headers": headers,
@@ -72,4 +74,4 @@ def ingest_batch_message(blob: bytes, queue: str) -> bytes:
             "body_encoding": "base64",
             "delivery_tag": str(uuid.uuid4()),
         },
-    }).encode()
+    })
