@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 import structlog
@@ -27,6 +27,7 @@ from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
+from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
 from pipeline.signature import SignatureError, SignatureVerifier
@@ -34,7 +35,6 @@ from pipeline.signature import SignatureError, SignatureVerifier
 log = structlog.get_logger("tspipe.ingest")
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
-METRICS_KEY = web.AppKey("metrics", IngestMetrics)
 PUBLISHER_KEY = web.AppKey("publisher", Publisher)
 BATCHER_KEY = web.AppKey("batcher", Batcher)
 VERIFIER_KEY = web.AppKey("verifier", SignatureVerifier)
@@ -42,6 +42,8 @@ REDIS_KEY = web.AppKey("redis", aioredis.Redis)
 
 _OK = b"ok"
 READY_TIMEOUT_S = 0.5
+CALLBACKS = "/callbacks"
+CALLBACKS_CHANNEL = "/callbacks/{channel}"
 
 
 _REQUEST_ID_PREFIX = os.urandom(6).hex()
@@ -75,38 +77,62 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
-async def handle_callback(request: web.Request) -> web.Response:
-    app = request.app
+def callback_handler(app: web.Application) -> Handler:
+    """POST /callbacks[/{channel}], with what it needs bound once instead of looked up per request.
+
+    This is the hot path (thousands of requests a second on one core), so it
+    counts its own requests (see ingest/request_counts.py).
+    """
     settings = app[SETTINGS_KEY]
-    channel = request.match_info.get("channel")
-    if channel is not None and channel not in settings.channels:
-        return _json_error(404, f"unknown channel {channel!r}; known: {', '.join(settings.channels)}")
-    try:
-        body = await _read_body(request, settings.max_body_bytes)
-    except web.HTTPRequestEntityTooLarge:
-        return _json_error(413, f"body larger than {settings.max_body_bytes} bytes")
+    channels = frozenset(settings.channels)
+    known = ", ".join(settings.channels)
+    limit = settings.max_body_bytes
     verifier = app[VERIFIER_KEY]
-    if verifier.enabled:
+    verify = verifier.verify if verifier.enabled else None
+    submit = app[BATCHER_KEY].submit
+    metrics = app[METRICS_KEY]
+    count = metrics.count_request
+
+    def refuse(route: str, status: int, message: str) -> web.Response:
+        count(route, status)
+        return _json_error(status, message)
+
+    async def handle_callback(request: web.Request) -> web.Response:
+        channel = request.match_info.get("channel")
+        if channel is None:
+            route = CALLBACKS
+        else:
+            route = CALLBACKS_CHANNEL
+            if channel not in channels:
+                return refuse(route, 404, f"unknown channel {channel!r}; known: {known}")
         try:
-            verifier.verify(verifier.header_value(request.headers), body)
-        except SignatureError as exc:
-            app[METRICS_KEY].signature_failures.labels(exc.reason).inc()
-            log.warning("callback signature refused", reason=exc.reason, remote=request.remote)
-            return _json_error(401, str(exc))
-    if not body:
-        return _json_error(400, "empty body")
-    request_id = request.headers.get("X-Request-Id", "")[:64] or _next_request_id()
-    record = Record(body=body, received_at=time.time(), channel_hint=channel, request_id=request_id)
-    try:
-        await app[BATCHER_KEY].submit(record)
-    except Overloaded:
-        return _json_error(503, "ingress overloaded; retry later")
-    except SpoolFull:
-        return _json_error(503, "queue store unreachable and local spool full; retry later")
-    except Exception as exc:
-        log.error("callback could not be stored", error=type(exc).__name__, request_id=request_id)
-        return _json_error(503, "callback could not be stored; retry later")
-    return web.Response(body=_OK, content_type="text/plain")
+            body = await _read_body(request, limit)
+        except web.HTTPRequestEntityTooLarge:
+            return refuse(route, 413, f"body larger than {limit} bytes")
+        headers = request.headers
+        if verify is not None:
+            try:
+                verify(verifier.header_value(headers), body)
+            except SignatureError as exc:
+                metrics.signature_failures.labels(exc.reason).inc()
+                log.warning("callback signature refused", reason=exc.reason, remote=request.remote)
+                return refuse(route, 401, str(exc))
+        if not body:
+            return refuse(route, 400, "empty body")
+        request_id = headers.get("X-Request-Id", "")[:64] or _next_request_id()
+        try:
+            await submit(Record(body, time.time(), channel, request_id))
+        except Overloaded:
+            return refuse(route, 503, "ingress overloaded; retry later")
+        except SpoolFull:
+            return refuse(route, 503, "queue store unreachable and local spool full; retry later")
+        except Exception as exc:
+            log.error("callback could not be stored", error=type(exc).__name__, request_id=request_id)
+            return refuse(route, 503, "callback could not be stored; retry later")
+        count(route, 200)
+        return web.Response(body=_OK, content_type="text/plain")
+
+    return handle_callback
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
@@ -133,22 +159,6 @@ async def handle_metrics(request: web.Request) -> web.Response:
     metrics.spool_bytes.set(request.app[PUBLISHER_KEY].spool.size)
     cluster = await cluster_metrics(request.app[REDIS_KEY], request.app[SETTINGS_KEY].queue)
     return web.Response(body=generate_latest(metrics.registry) + cluster, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-@web.middleware
-async def count_requests(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Requests by route and status; the route is the pattern, never the raw path (bounded labels)."""
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        request.app[METRICS_KEY].count_request(route, exc.status)
-        raise
-    request.app[METRICS_KEY].count_request(route, response.status)
-    return response
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -188,7 +198,8 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: the ingress needs a Redis to write to (or use `tspipe run`)")
     # client_max_size is a second guard; _read_body answers 413 itself with a JSON error.
-    app = web.Application(client_max_size=settings.max_body_bytes + 1, middlewares=[count_requests])
+    # No middleware: see ingest/request_counts.py for how requests are counted.
+    app = web.Application(client_max_size=settings.max_body_bytes + 1)
     metrics = IngestMetrics()
     publisher = Publisher(settings)
     app[SETTINGS_KEY] = settings
@@ -199,12 +210,14 @@ def create_app(settings: Settings) -> web.Application:
     app[REDIS_KEY] = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=READY_TIMEOUT_S, socket_timeout=READY_TIMEOUT_S
     )
-    app.router.add_post("/callbacks", handle_callback)
-    app.router.add_post("/callbacks/{channel}", handle_callback)
-    app.router.add_get("/healthz", handle_healthz)
-    app.router.add_get("/readyz", handle_readyz)
-    app.router.add_get("/metrics", handle_metrics)
+    handle_callback = callback_handler(app)
+    app.router.add_post(CALLBACKS, handle_callback)
+    app.router.add_post(CALLBACKS_CHANNEL, handle_callback)
+    add_get(app, "/healthz", handle_healthz)
+    add_get(app, "/readyz", handle_readyz)
+    add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
     setup_query_api(app, settings)
     setup_dashboard(app, settings)
+    answer_unrouted(app)
     return app

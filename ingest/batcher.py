@@ -49,22 +49,27 @@ class Batcher:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        # Kept because asyncio.get_running_loop() makes a getpid() system call per request.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pending(self) -> int:
         return self._pending
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="tspipe-batcher")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name="tspipe-batcher")
 
     async def submit(self, record: Record) -> str:
         """Wait until `record` is durably stored; returns where (Stored.REDIS or Stored.SPOOL).
 
         Raises Overloaded, SpoolFull or the write's error: the caller answers non-200.
         """
-        if self._closing or self._pending >= self._max_pending:
+        if self._closing or self._loop is None:
+            raise Overloaded("not taking callbacks (not started, or shutting down)")
+        if self._pending >= self._max_pending:
             raise Overloaded("too many callbacks waiting for a write")
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = self._loop.create_future()
         records = self._records
         records.append(record)
         self._futures.append(future)
@@ -127,7 +132,7 @@ class Batcher:
             timer.cancel()
 
     async def _write(self, records: list[Record], futures: list[asyncio.Future[str]]) -> None:
-        self._last_write = asyncio.get_running_loop().time()
+        self._last_write = self._loop.time()
         started = time.perf_counter()
         try:
             where = await self._publisher.store(encode_batch(records))

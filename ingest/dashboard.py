@@ -20,6 +20,7 @@ from aiohttp import web
 from config import Settings
 from config.logging import mask_text
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
+from ingest.request_counts import add_get
 from workers import keys
 
 STATIC = Path(__file__).parent / "static"
@@ -124,7 +125,7 @@ def setup_dashboard(app: web.Application, settings: Settings) -> None:
             return web.json_response({"error": f"store unreachable: {type(exc).__name__}"}, status=503)
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
-    app.router.add_get("/", guarded(page))
-    app.router.add_get("/dashboard", guarded(page))
-    app.router.add_get("/dashboard/app.js", script)
-    app.router.add_get("/dashboard/data.json", guarded(data))
+    add_get(app, "/", guarded(page))
+    add_get(app, "/dashboard", guarded(page))
+    add_get(app, "/dashboard/app.js", script)
+    add_get(app, "/dashboard/data.json", guarded(data))

@@ -6,15 +6,19 @@ create many apps in one process, and the global registry refuses duplicates.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 
 class IngestMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "tspipe_http_requests", "HTTP requests by route and status.", ("route", "status"), registry=self.registry
-        )
+        # Plain ints, turned into a counter family only when /metrics is scraped.
+        self.request_counts: dict[tuple[str, int], int] = {}
+        self.registry.register(_RequestCounts(self.request_counts))
         self.batch_size = Histogram(
             "tspipe_ingest_batch_size", "Callbacks per durable write.",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
@@ -28,13 +32,27 @@ class IngestMetrics:
             "tspipe_ingest_signature_failures", "Callbacks refused for their signature, by reason.", ("reason",),
             registry=self.registry,
         )
-        self._request_children: dict[tuple[str, int], Counter] = {}
         self.redis_up = Gauge("tspipe_ingest_redis_up", "1 when the last Redis write or probe succeeded.",
                               registry=self.registry)
 
     def count_request(self, route: str, status: int) -> None:
-        """Count one request; the labelled child is cached because labels() costs more than the handler."""
-        child = self._request_children.get((route, status))
-        if child is None:
-            child = self._request_children[(route, status)] = self.requests.labels(route, str(status))
-        child.inc()
+        """Count one request: a dict update, ~0.1 us, where a labelled prometheus Counter costs ~0.4 us.
+
+        Only ever called from the event loop thread, so it needs no lock.
+        """
+        key = (route, status)
+        self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+
+class _RequestCounts(Collector):
+    """Exposes IngestMetrics.request_counts as the counter tspipe_http_requests_total{route, status}."""
+
+    def __init__(self, counts: dict[tuple[str, int], int]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("tspipe_http_requests", "HTTP requests by route and status.",
+                                     labels=("route", "status"))
+        for (route, status), count in sorted(self._counts.items()):
+            family.add_metric((route, str(status)), float(count))
+        yield family

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from config import Settings
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
+from ingest.request_counts import add_get
 from workers import keys
 from workers.store import optout_from_hash
 
@@ -76,6 +77,6 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         next_cursor = str(offset + limit) if len(addresses) == limit else None
         return _json({"items": items, "next_cursor": next_cursor})
 
-    app.router.add_get("/v1/transactions/{reference_id}", transaction)
-    app.router.add_get("/v1/opt-outs/{address}", optout)
-    app.router.add_get("/v1/opt-outs", optouts)
+    add_get(app, "/v1/transactions/{reference_id}", transaction)
+    add_get(app, "/v1/opt-outs/{address}", optout)
+    add_get(app, "/v1/opt-outs", optouts)

@@ -143,6 +143,25 @@ async def test_warns_at_startup_without_key(aiohttp_client, redis_url: str, tmp_
 
 async def test_refusals_are_counted_by_status(client) -> None:
     await client.post("/callbacks", data=b"{}")
+    await client.post("/callbacks/fax", data=b"{}")
+    await client.get("/healthz")
     metrics = await (await client.get("/metrics")).text()
     assert 'tspipe_http_requests_total{route="/callbacks",status="401"} 1.0' in metrics
+    assert 'tspipe_http_requests_total{route="/callbacks/{channel}",status="404"} 1.0' in metrics
+    assert 'tspipe_http_requests_total{route="/healthz",status="200"} 1.0' in metrics
     assert 'tspipe_ingest_signature_failures_total{reason="missing"} 1.0' in metrics
+
+
+async def test_unrouted_answers_as_aiohttp_would_and_is_counted(client) -> None:
+    """No middleware counts these: answer_unrouted() must give aiohttp's own 404 and 405 answers."""
+    not_found = await client.post("/nope/deeper", data=b"{}")
+    assert not_found.status == 404 and await not_found.text() == "404: Not Found"
+    for method, path, allow in (("GET", "/callbacks", "POST"), ("PUT", "/callbacks/sms", "POST"),
+                                ("POST", "/healthz", "GET,HEAD"), ("DELETE", "/", "GET,HEAD")):
+        response = await client.request(method, path)
+        assert response.status == 405, (method, path)
+        assert sorted(response.headers["Allow"].split(",")) == sorted(allow.split(",")), (method, path)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'tspipe_http_requests_total{route="unmatched",status="404"} 1.0' in metrics
+    assert 'tspipe_http_requests_total{route="unmatched",status="405"} 4.0' in metrics
+    assert 'tspipe_http_requests_total{route="/metrics",status="200"}' not in metrics  # counted after it answered

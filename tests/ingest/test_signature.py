@@ -54,3 +54,17 @@ def test_disabled_without_keys() -> None:
     verifier = SignatureVerifier([])
     assert not verifier.enabled
     verifier.verify(None, BODY)
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_prepared_hmac_equals_hmac_digest(key_length: int) -> None:
+    import hmac
+    import os
+
+    from pipeline.signature import _KeyedSha256
+
+    key = os.urandom(key_length)
+    keyed = _KeyedSha256(key)
+    for body in (b"", b"x", os.urandom(63), os.urandom(64), os.urandom(693), os.urandom(70000)):
+        assert keyed.digest(body) == hmac.digest(key, body, "sha256")
+    assert keyed.digest(b"again") == hmac.digest(key, b"again", "sha256")  # the prepared states are not consumed

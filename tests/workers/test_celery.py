@@ -108,7 +108,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
     # Short visibility timeout so the killed worker's unacked batch is redelivered quickly.
     cmd = [sys.executable, "-m", "tests.workers.run_worker"]
-    first = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(cmd, env=worker_env, stdout=(tmp_path / "worker1.log").open("wb"), stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: env.client.llen(keys.RECENT_EVENTS) > 0, timeout=60)
         time.sleep(0.2)
@@ -121,7 +121,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
     # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
     time.sleep(2.5)
-    second = subprocess.Popen(cmd, env=worker_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = subprocess.Popen(cmd, env=worker_env, stdout=(tmp_path / "worker2.log").open("wb"), stderr=subprocess.STDOUT)
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
         applied = lambda: int(env.client.hget(keys.METRICS, field) or 0)  # noqa: E731
