@@ -99,7 +99,12 @@ def lag_percentiles(client: redis.Redis) -> tuple[str, str]:
                 break
         out.append(f"<={bound}s")
     mean = metrics.get(f"{name}_sum", 0) / total
-    return out[0] + f" (mean {mean * 1000:.0f}ms)", out[1]
+    def share(le: float) -> float:
+        count = metrics.get(f'{name}_bucket{{le="{le:g}"}}', metrics.get(f'{name}_bucket{{le="{le}"}}', 0))
+        return count / total
+
+    spread = ", ".join(f"<={le:g}s {share(le):.2%}" for le in LAG_BUCKETS[:8])
+    return out[0] + f" (mean {mean * 1000:.0f}ms; cumulative {spread})", out[1]
 
 
 async def drive(base: str, items: list[tuple[str, bytes]], rate: float, concurrency: int):

@@ -2,7 +2,8 @@
 
 Live batches are LPUSHed from the event loop through one reused async Redis
 connection: a batch is in Redis when LPUSH returns, which is when callers may
-answer 200. (Publishing with kombu meant a synchronous `send_task` on a thread:
+answer 200. The same script call journals the message (workers/journal.py),
+so a worker that dies while taking it cannot lose it. (Publishing with kombu meant a synchronous `send_task` on a thread:
 ~0.5 ms of CPU per batch plus GIL hand-offs between that thread and the loop,
 a third of the ingress's CPU.) The message is the one Celery would send, built
 by ingest/task_message.py, so the workers consume it natively.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import redis
@@ -29,6 +31,7 @@ from redis.retry import Retry
 from config import Settings
 from ingest.spool import Spool, SpoolFull
 from ingest.task_message import ingest_batch_message
+from workers import journal
 
 log = structlog.get_logger("tspipe.ingest")
 
@@ -54,6 +57,11 @@ class Publisher:
             settings.redis_url, single_connection_client=True, retry=AsyncRetry(NoBackoff(), 0), **timeouts
         )
         self._sync_client = redis.Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **timeouts)
+        # Each batch is queued and journalled in one script (see workers/journal.py).
+        self._enqueue = self._client.register_script(journal.ENQUEUE)
+        self._enqueue_sync = self._sync_client.register_script(journal.ENQUEUE)
+        self._enqueue_keys = journal.enqueue_keys(self.queue)
+        self._grace = settings.journal_grace_seconds
         self.spool = Spool(settings.effective_spool_dir, settings.spool_max_bytes)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tspipe-spool")
         # True while Redis is known to be failing or the spool still holds batches:
@@ -66,7 +74,9 @@ class Publisher:
         """Durably store one encoded batch in Redis or, failing that, in the spool."""
         if not self.outage:
             try:
-                await self._client.lpush(self.queue, ingest_batch_message(blob, self.queue))
+                task_id = str(uuid.uuid4())
+                message = ingest_batch_message(blob, self.queue, task_id)
+                await self._enqueue(self._enqueue_keys, journal.enqueue_args(task_id, message, self._grace))
                 return Stored.REDIS
             except Exception as exc:
                 self.outage = True
@@ -105,7 +115,9 @@ class Publisher:
     # --- spool thread only ---
 
     def _publish_sync(self, blob: bytes) -> None:
-        self._sync_client.lpush(self.queue, ingest_batch_message(blob, self.queue))
+        task_id = str(uuid.uuid4())
+        message = ingest_batch_message(blob, self.queue, task_id)
+        self._enqueue_sync(self._enqueue_keys, journal.enqueue_args(task_id, message, self._grace))
 
     def _store_sync(self, blob: bytes) -> str:
         """A batch that met an outage: straight to Redis if a replay ended it meanwhile, else spooled."""

@@ -53,9 +53,9 @@ _REPLY_TO = str(uuid.uuid3(uuid.NAMESPACE_OID, _HEADERS["origin"]))
 _JSON = msgspec.json.Encoder()
 
 
-def ingest_batch_message(blob: bytes, queue: str) -> bytes:
+def ingest_batch_message(blob: bytes, queue: str, task_id: str | None = None) -> bytes:
     """One `tspipe.ingest_batch(blob)` task message for the Redis list named `queue`."""
-    task_id = str(uuid.uuid4())
+    task_id = task_id or str(uuid.uuid4())
     headers = _HEADERS.copy()
     headers["id"] = headers["root_id"] = task_id
     return _JSON.encode({

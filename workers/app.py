@@ -59,6 +59,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": float(settings.reconcile_interval_seconds),
                 "options": {"queue": settings.queue, "expires": float(settings.reconcile_interval_seconds)},
             },
+            "tspipe-journal-sweep": {
+                "task": "tspipe.journal_sweep",
+                "schedule": settings.journal_grace_seconds / 3,
+                "options": {"queue": settings.queue, "expires": settings.journal_grace_seconds / 3},
+            },
         },
     )
     return app

@@ -1,4 +1,4 @@
-"""Every Redis key name tspipe uses, in one place (Lua scripts live in workers/store.py).
+"""Every Redis key name tspipe uses, in one place (Lua scripts live in workers/store.py and workers/journal.py).
 
 All keys share the "ts:" prefix so an operator can see tspipe's footprint
 with one SCAN, and so tspipe can share a Redis with other applications.
@@ -35,3 +35,12 @@ CIRCUIT_PROBE = PREFIX + "circuit:{name}:probe"
 RECONCILE_LOCK = PREFIX + "reconcile:lock"
 # Per-destination rate-limit counter for one time window.
 RATE = PREFIX + "rate:{name}:{window}"
+# Every ingest batch message the ingress queued, until a worker has applied it (hash: task id ->
+# the exact message), with when each is next checked (sorted set) and how often it was re-queued.
+JOURNAL = PREFIX + "journal"
+JOURNAL_DUE = PREFIX + "journal:due"
+JOURNAL_REQUEUES = PREFIX + "journal:requeues"
+# Batches re-queued too often (they keep failing): kept for an operator, never dropped.
+JOURNAL_STUCK = PREFIX + "journal:stuck"
+# kombu's Redis transport: messages handed to a consumer and not yet acknowledged.
+KOMBU_UNACKED = "unacked"

@@ -2,8 +2,10 @@
 
 `tspipe.ingest_batch` never fails a batch because of one body: a body that
 does not decode is quarantined with its reason, and the rest is applied.
-Redis errors do raise, so Celery redelivers the batch (late acks), and the
-store's dedup makes the second pass side-effect-free.
+Redis errors do raise. Celery then acknowledges the failed message, but the
+batch stays in the journal (workers/journal.py) until it is applied, and the
+journal sweep queues it again; the store's dedup makes a second pass
+side-effect-free.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from config import get_settings
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
-from workers import actions, fanout
+from workers import actions, fanout, journal
 from workers.app import app
 from workers.store import QuarantineEntry, Store
 from workers.telesign_client import TelesignError, send_reply
@@ -30,6 +32,7 @@ from workers.telesign_client import TelesignError, send_reply
 log = structlog.get_logger("tspipe.worker")
 
 AUTOREPLY_TASK = "tspipe.autoreply"
+JOURNAL_SWEEP_TASK = "tspipe.journal_sweep"
 AUTOREPLY_MAX_RETRIES = 5
 
 _store: Store | None = None
@@ -128,9 +131,26 @@ def _log_batch(events: list[Event], applied: list[Event], bad: list[QuarantineEn
              duplicates=len(events) - len(applied), quarantined=len(bad))
 
 
-@app.task(name=INGEST_BATCH_TASK, acks_late=True, reject_on_worker_lost=True)
-def ingest_batch(blob: bytes) -> int:
-    return len(process_batch(blob))
+@app.task(name=INGEST_BATCH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+def ingest_batch(self, blob: bytes) -> int:
+    applied = len(process_batch(blob))
+    if self.request.id:
+        journal.forget(get_store().client, self.request.id)
+    return applied
+
+
+@app.task(name=JOURNAL_SWEEP_TASK)
+def journal_sweep() -> int:
+    """Beat: queue again the batches lost between Redis and a worker (see workers/journal.py)."""
+    settings = get_settings()
+    requeued, in_flight, gave_up = journal.Sweep(
+        get_store().client, settings.queue, grace=settings.journal_grace_seconds
+    ).run()
+    if requeued:
+        log.warning("journal: batches lost in transit queued again", batches=requeued, still_queued=in_flight)
+    if gave_up:
+        log.error("journal: batches kept failing; moved to the stuck list", batches=gave_up, key="ts:journal:stuck")
+    return requeued
 
 
 @app.task(

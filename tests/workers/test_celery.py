@@ -19,6 +19,7 @@ from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import fixture_bodies
 from workers import app, keys, tasks
 from tests.workers.fake_telesign import FakeTelesign
+from tests.workers.journal_support import enqueue, requeue_lost, settled
 from workers.store import Store
 
 
@@ -98,12 +99,16 @@ def test_autoreply_exhausted_goes_to_deadletter(env, monkeypatch):
 
 
 def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
-    """A worker killed while a batch is in flight: the batch comes back, and dedup keeps it exactly-once."""
+    """A worker killed while a batch is in flight: the batch comes back, and dedup keeps it exactly-once.
+
+    Batches are queued the way the ingress does, journalled: a kill that lands between kombu's
+    BRPOP and its bookkeeping loses the message from the queue, and only the journal brings it back.
+    """
     base = fixture_bodies()["delivery_rcs_fallback_to_sms"]
     n_batches, per_batch = 40, 250
     for b in range(n_batches):
-        send(*[base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode())
-               for i in range(per_batch)])
+        enqueue(env.client, [Record(base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode()),
+                                    time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
     worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
     # Short visibility timeout so the killed worker's unacked batch is redelivered quickly.
@@ -125,13 +130,16 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
         applied = lambda: int(env.client.hget(keys.METRICS, field) or 0)  # noqa: E731
-        wait_for(lambda: applied() >= total, timeout=120,
-                 progress=lambda: f"applied {applied()} of {total}, queued {env.client.llen('tspipe.ingest')}, "
-                                  f"unacked {env.client.hlen('unacked')}")
+        progress = lambda: (f"applied {applied()} of {total}, queued {env.client.llen('tspipe.ingest')}, "  # noqa: E731
+                            f"unacked {env.client.hlen('unacked')}, journal {env.client.hlen(keys.JOURNAL)}")
+        wait_for(lambda: settled(env.client), timeout=120, progress=progress)
+        requeued = requeue_lost(env.client)
+        wait_for(lambda: applied() >= total and env.client.hlen(keys.JOURNAL) == 0, timeout=60, progress=progress)
         time.sleep(0.3)
     finally:
         second.terminate()
         second.wait(10)
+    print(f"\n[sigkill] applied before the kill {done_before}, lost in transit and queued again {requeued}")
     assert int(env.client.hget(keys.METRICS, field)) == total
     assert len(env.client.keys(keys.HISTORY.format(reference_id="REF*"))) == total
 
