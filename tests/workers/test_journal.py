@@ -118,3 +118,12 @@ def test_lost_batch_reaches_the_store_through_a_real_worker(client, redis_url, m
     finally:
         tasks.reset_store()
         reset_settings_cache()
+
+
+def test_beat_runs_the_sweep_every_third_of_the_grace():
+    from config import load_settings
+    from workers.app import make_celery
+
+    entry = make_celery(load_settings({}, journal_grace_seconds=45)).conf.beat_schedule["tspipe-journal-sweep"]
+    assert entry["task"] == tasks.JOURNAL_SWEEP_TASK and entry["schedule"] == 15.0
+    assert entry["task"] in app.tasks
