@@ -66,6 +66,18 @@ class PeakRSS:
                     pass
             self._stop.wait(0.2)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU so far of each process and its children."""
+        out = {}
+        for name, pid in self.pids.items():
+            try:
+                proc = psutil.Process(pid)
+                procs = [proc, *proc.children(recursive=True)]
+                out[name] = sum(sum(p.cpu_times()[:2]) for p in procs)
+            except psutil.Error:
+                out[name] = float("nan")
+        return out
+
     def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
@@ -269,6 +281,7 @@ def main() -> None:
               f"concurrency {args.concurrency}, worker concurrency {args.worker_concurrency}, "
               f"{os.cpu_count()} CPUs shared by everything, logs in {tmp}")
         with PeakRSS({"redis": server.process.pid, "web": web.pid, "worker": worker.pid}) as rss:
+            cpu_before = rss.cpu_seconds()
             if use_wrk:
                 figures = drive_wrk(base, port, items, args.rate, args.duration, args.concurrency, tmp)
                 elapsed = figures["duration_us"] / 1e6
@@ -283,6 +296,7 @@ def main() -> None:
                 ack_line = f"ack p50={pct(latencies, 0.5) * 1000:.1f}ms p99={pct(latencies, 0.99) * 1000:.1f}ms"
                 sent_line = f"sent={sum(statuses.values())} statuses={dict(statuses)} elapsed={elapsed:.1f}s"
             drain = wait_drained(client, "tspipe.ingest", acked, timeout=max(60, args.duration * 3))
+            cpu = {k: (v - cpu_before[k]) / (elapsed + drain) for k, v in rss.cpu_seconds().items()}
             fuzz_line = None
             if args.fuzz_count:
                 fuzz_line = run_fuzz(base, client, args.fuzz_count, args.concurrency)
@@ -306,6 +320,7 @@ def main() -> None:
         print(f"lost={lost} duplicated={duplicated} (of {acked} acknowledged)")
         print(batch_line)
         print("peak RSS: " + " ".join(f"{k}={v / 2**20:.0f}MiB" for k, v in rss.peak.items()))
+        print("CPU used (cores, averaged over the run): " + " ".join(f"{k}={v:.2f}" for k, v in cpu.items()))
         if fuzz_line:
             print(fuzz_line)
     finally:
