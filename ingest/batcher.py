@@ -1,6 +1,6 @@
 """Micro-batching: callbacks that arrive together share one durable write.
 
-Each request adds its Record and awaits only its own batch's future; one
+Each request adds its Record and awaits only its own future; one
 write is in flight at a time, and the records that arrive meanwhile form the
 next batch. Two regimes decide when a batch is written:
 
@@ -16,6 +16,9 @@ next batch. Two regimes decide when a batch is written:
 
 Pending requests are bounded by max_pending_requests so a stalled Redis turns
 into 503s (Telesign retries) instead of unbounded memory.
+
+submit() runs once per callback, so it is a plain function (no coroutine of
+its own) and wakes the batcher task only when that task is idle.
 """
 
 from __future__ import annotations
@@ -45,8 +48,9 @@ class Batcher:
         self._metrics = metrics
         self._records: list[Record] = []
         self._futures: list[asyncio.Future[str]] = []
-        self._pending = 0
+        self._pending = 0  # submitted and not yet answered: queued or in the write in flight
         self._wake = asyncio.Event()
+        self._idle = False  # the batcher task waits on _wake for the first record
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         # Kept because asyncio.get_running_loop() makes a getpid() system call per request.
@@ -60,10 +64,11 @@ class Batcher:
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name="tspipe-batcher")
 
-    async def submit(self, record: Record) -> str:
-        """Wait until `record` is durably stored; returns where (Stored.REDIS or Stored.SPOOL).
+    def submit(self, record: Record) -> asyncio.Future[str]:
+        """Queue `record`; the future tells where it was durably stored (Stored.REDIS or Stored.SPOOL).
 
-        Raises Overloaded, SpoolFull or the write's error: the caller answers non-200.
+        Raises Overloaded at once, and the future carries SpoolFull or the
+        write's error: either way the caller answers non-200.
         """
         if self._closing or self._loop is None:
             raise Overloaded("not taking callbacks (not started, or shutting down)")
@@ -74,17 +79,17 @@ class Batcher:
         records.append(record)
         self._futures.append(future)
         self._pending += 1
-        self._wake.set()
+        if self._idle:
+            self._idle = False
+            self._wake.set()
         if len(records) >= self._target:
             self._enough.set()
-        try:
-            return await future
-        finally:
-            self._pending -= 1
+        return future
 
     async def close(self) -> None:
         """Stop taking records and write what is pending (graceful shutdown)."""
         self._closing = True
+        self._idle = False
         self._wake.set()
         self._enough.set()
         if self._task is not None:
@@ -97,6 +102,7 @@ class Batcher:
                 if self._closing:
                     return
                 self._wake.clear()
+                self._idle = True
                 await self._wake.wait()
                 continue
             # Records that arrived during the previous write have waited already:
@@ -137,12 +143,14 @@ class Batcher:
         try:
             where = await self._publisher.store(encode_batch(records))
         except Exception as exc:
+            self._pending -= len(futures)
             for future in futures:
                 if not future.done():
                     future.set_exception(exc)
             return
+        self._pending -= len(futures)
         self._metrics.batch_size.observe(len(records))
-        self._metrics.write_latency.labels(where).observe(time.perf_counter() - started)
+        self._metrics.observe_write(where, time.perf_counter() - started)
         self._metrics.spool_bytes.set(self._publisher.spool.size)
         for future in futures:
             if not future.done():

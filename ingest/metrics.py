@@ -32,6 +32,7 @@ class IngestMetrics:
             "tspipe_ingest_signature_failures", "Callbacks refused for their signature, by reason.", ("reason",),
             registry=self.registry,
         )
+        self._write_latency_by_store: dict[str, Histogram] = {}
         self.redis_up = Gauge("tspipe_ingest_redis_up", "1 when the last Redis write or probe succeeded.",
                               registry=self.registry)
 
@@ -42,6 +43,14 @@ class IngestMetrics:
         """
         key = (route, status)
         self.request_counts[key] = self.request_counts.get(key, 0) + 1
+
+
+    def observe_write(self, store: str, seconds: float) -> None:
+        """One batch write's latency; the labelled child is cached (labels() costs more than observe())."""
+        child = self._write_latency_by_store.get(store)
+        if child is None:
+            child = self._write_latency_by_store[store] = self.write_latency.labels(store)
+        child.observe(seconds)
 
 
 class _RequestCounts(Collector):
