@@ -9,7 +9,7 @@ acknowledged). Replay publishes whole segments in order and deletes a segment
 only after every frame of it was confirmed, so a crash mid-replay may send a
 batch twice (workers dedupe by event id) but never loses one.
 
-Not thread-safe on purpose: the ingress calls it only from its one publisher
+Not thread-safe on purpose: the ingress calls it only from its one spool
 thread, which also keeps spool appends and replays in order.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 MAGIC = b"TSP1"
 _HEADER = struct.Struct(">4sII")  # magic, payload length, CRC32 of the payload
-# Replay reads and publishes one whole segment at a time on the publisher thread:
+# Replay reads and publishes one whole segment at a time on the spool thread:
 # a cap keeps its memory bounded and lets live batches pass between segments.
 SEGMENT_MAX_BYTES = 4 * 1024 * 1024
 
