@@ -5,8 +5,9 @@ connection: a batch is in Redis when LPUSH returns, which is when callers may
 answer 200. The same script call journals the message (workers/journal.py),
 so a worker that dies while taking it cannot lose it. (Publishing with kombu
 meant a synchronous `send_task` on a thread: ~0.5 ms of CPU per batch plus GIL
-hand-offs between that thread and the loop, a third of the ingress's CPU.) The message is the one Celery would send, built
-by ingest/task_message.py, so the workers consume it natively.
+hand-offs between that thread and the loop, a third of the ingress's CPU.)
+The message is the one Celery would send, built by ingest/task_message.py, so
+the workers consume it natively.
 
 Everything touching the spool (appends during an outage, replay) runs on one
 dedicated thread with a synchronous client: fsync and file reads must not
