@@ -3,8 +3,8 @@
 Workers keep their counters in one Redis hash (workers.keys.METRICS) whose
 fields are complete Prometheus series (`name{labels}`); any number of worker
 processes add to the same series, and this module renders them as text
-exposition with their TYPE lines, plus the current queue, quarantine and
-dead-letter sizes. A Redis that does not answer gives `tspipe_cluster_up 0`
+exposition with their TYPE lines, plus the current queue, quarantine,
+dead-letter and journal sizes. A Redis that does not answer gives `tspipe_cluster_up 0`
 rather than a failed scrape.
 """
 
@@ -54,7 +54,9 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
             pipe.llen(keys.QUARANTINE)
             pipe.llen(keys.DEADLETTER)
             pipe.zcard(keys.OPTOUT_INDEX)
-            fields, depth, quarantined, dead, optouts = await pipe.execute()
+            pipe.hlen(keys.JOURNAL)
+            pipe.llen(keys.JOURNAL_STUCK)
+            fields, depth, quarantined, dead, optouts, journalled, stuck = await pipe.execute()
     except (aioredis.RedisError, OSError, TimeoutError):
         return b"# TYPE tspipe_cluster_up gauge\ntspipe_cluster_up 0\n"
     gauges = {
@@ -63,5 +65,8 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
         "tspipe_quarantine_size": quarantined,
         "tspipe_deadletter_size": dead,
         "tspipe_optouts": optouts,
+        # Batches queued and not yet applied (about the queue depth when healthy), and ones that kept failing.
+        "tspipe_journal_batches": journalled,
+        "tspipe_journal_stuck": stuck,
     }
     return render(fields, gauges)

@@ -38,6 +38,7 @@ async def test_worker_counters_appear_on_web_metrics(redis_url, aiohttp_client):
     samples = _samples(await response.text())
     assert samples["tspipe_cluster_up{}"] == 1
     assert samples["tspipe_quarantine_size{}"] == 1
+    assert samples["tspipe_journal_batches{}"] == 0 and samples["tspipe_journal_stuck{}"] == 0
     assert samples["tspipe_dedup_hits_total{}"] == 2
     inbound = sum(v for k, v in samples.items() if k.startswith("tspipe_events_total{") and "kind=inbound" in k)
     assert inbound == 8
