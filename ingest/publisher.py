@@ -36,6 +36,10 @@ from workers import journal
 
 log = structlog.get_logger("tspipe.ingest")
 
+# A spooled batch: this byte, its task id (36 ASCII characters), then the encoded batch.
+# (A msgpack batch, what earlier versions spooled, never starts with it.)
+_SPOOL_FRAME = b"J"
+
 # How fast an outage is noticed and how often the spool replay probes Redis.
 CONNECT_TIMEOUT_S = 1.0
 REPLAY_INTERVAL_S = 0.25
@@ -73,16 +77,19 @@ class Publisher:
 
     async def store(self, blob: bytes) -> str:
         """Durably store one encoded batch in Redis or, failing that, in the spool."""
+        # The task id is chosen once: if Redis ran the script but the answer was lost, the
+        # spooled copy carries the same id, and the replay finds it journalled and skips it.
+        task_id = str(uuid.uuid4())
+        message = ingest_batch_message(blob, self.queue, task_id)
         if not self.outage:
             try:
-                task_id = str(uuid.uuid4())
-                message = ingest_batch_message(blob, self.queue, task_id)
                 await self._enqueue(self._enqueue_keys, journal.enqueue_args(task_id, message, self._grace))
                 return Stored.REDIS
             except Exception as exc:
                 self.outage = True
                 log.warning("redis publish failed; spooling to disk", error=type(exc).__name__)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._store_sync, blob)
+        frame = _SPOOL_FRAME + task_id.encode() + blob
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._store_sync, frame)
 
     async def replay_loop(self) -> None:
         """Runs for the life of the app: drains the spool into Redis whenever Redis answers."""
@@ -115,21 +122,25 @@ class Publisher:
 
     # --- spool thread only ---
 
-    def _publish_sync(self, blob: bytes) -> None:
-        task_id = str(uuid.uuid4())
+    def _publish_sync(self, frame: bytes) -> None:
+        """Queue one spooled batch; a no-op when its task id is journalled already."""
+        if frame[:1] == _SPOOL_FRAME:
+            task_id, blob = frame[1:37].decode(), frame[37:]
+        else:  # a bare batch, spooled by an earlier version
+            task_id, blob = str(uuid.uuid4()), frame
         message = ingest_batch_message(blob, self.queue, task_id)
         self._enqueue_sync(self._enqueue_keys, journal.enqueue_args(task_id, message, self._grace))
 
-    def _store_sync(self, blob: bytes) -> str:
+    def _store_sync(self, frame: bytes) -> str:
         """A batch that met an outage: straight to Redis if a replay ended it meanwhile, else spooled."""
         if not self.outage:
             try:
-                self._publish_sync(blob)
+                self._publish_sync(frame)
                 return Stored.REDIS
             except Exception as exc:
                 self.outage = True
                 log.warning("redis publish failed; spooling to disk", error=type(exc).__name__)
-        self.spool.append(blob)  # SpoolFull propagates: callers answer 503
+        self.spool.append(frame)  # SpoolFull propagates: callers answer 503
         return Stored.SPOOL
 
     def _replay_sync(self) -> bool:

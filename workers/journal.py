@@ -53,8 +53,10 @@ return {requeued, in_flight, gave_up}
 
 
 # KEYS: queue, journal, due. ARGV: message, task id, due time. The LPUSH that queues a batch and
-# its journal entry, atomically: one round trip, as cheap for the ingress as the bare LPUSH.
+# its journal entry, atomically: one round trip, as cheap for the ingress as the bare LPUSH. A task
+# id already journalled is not queued again (a spool replay of a write whose answer was lost).
 ENQUEUE = r"""
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])

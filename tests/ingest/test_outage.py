@@ -4,6 +4,7 @@ and once Redis is back every acknowledged body is in the queue exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -87,3 +88,27 @@ async def test_spool_full_is_503(aiohttp_client, tmp_path: Path) -> None:
     statuses = [(await client.post("/callbacks", data=b"x" * 50)).status for _ in range(3)]
     assert statuses[-1] == 503
     assert "spool full" in (await (await client.post("/callbacks", data=b"x" * 50)).json())["error"]
+
+
+async def test_a_write_whose_answer_was_lost_is_not_queued_twice(own_redis: RedisServer, tmp_path: Path) -> None:
+    """Redis ran the enqueue script, then the connection broke before the answer: the batch is spooled
+    too. Its replay, and a replay started over after a crash mid-segment, find the task id journalled."""
+    from ingest.publisher import Publisher
+    from ingest.spool import Spool
+    from pipeline.record import Record, encode_batch
+
+    settings = make_settings(own_redis.url, tmp_path)
+    publisher = Publisher(settings)
+    blob = encode_batch([Record(body=b"answer-lost", received_at=1.0)])
+    await publisher.store(blob)  # the write Redis did run
+    message = redis.Redis.from_url(own_redis.url).lindex("tspipe.ingest", 0)
+    task_id = json.loads(message)["headers"]["id"]
+    # What store() spools when the answer does not come back: the same task id and batch.
+    frame = b"J" + task_id.encode() + blob
+    spool = Spool(tmp_path / "replay", settings.spool_max_bytes)
+    spool.append(frame)
+    spool.append(frame)  # a segment replayed again after a crash half-way
+    while spool.replay_one(publisher._publish_sync):
+        pass
+    assert queued_bodies(own_redis.url) == [b"answer-lost"]
+    await publisher.close()
