@@ -80,9 +80,9 @@ class Publisher:
         # The task id is chosen once: if Redis ran the script but the answer was lost, the
         # spooled copy carries the same id, and the replay finds it journalled and skips it.
         task_id = str(uuid.uuid4())
-        message = ingest_batch_message(blob, self.queue, task_id)
         if not self.outage:
             try:
+                message = ingest_batch_message(blob, self.queue, task_id)
                 await self._enqueue(self._enqueue_keys, journal.enqueue_args(task_id, message, self._grace))
                 return Stored.REDIS
             except Exception as exc:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import msgspec
 
-from pipeline.delivery import STATUS_CACHE, attempts_of, status_of
+from pipeline.delivery import attempts_of, status_of
 from pipeline.errors import InvalidCallback
 from pipeline.event import Channel, ErrorItem, Event, Kind, Source
 from pipeline.inbound import SUB_RESOURCE_CHANNELS, channel_marker, inbound_of
@@ -25,8 +25,9 @@ from pipeline.verify import verify_of
 from pipeline.wire import WIRE_DECODER, WireCallback, decode_wire
 
 CHANNELS = {c.value: c for c in Channel}
+CHANNEL_NAMES = {name: name for name in CHANNELS}
 # A callback URL per product: the verify route's messages go out by SMS.
-HINT_CHANNELS = {**{c.value: c.value for c in Channel}, "verify": Channel.SMS.value}
+HINT_CHANNELS = {**CHANNEL_NAMES, "verify": Channel.SMS.value}
 
 
 # Enum members as module constants: `Kind.INBOUND` is a descriptor lookup
@@ -84,9 +85,7 @@ def decode(
     else:
         kind = _DELIVERY
 
-    channel_name = status.last_channel
-    if channel_name not in CHANNELS:  # no or an odd last_channel: look further
-        channel_name = _channel_name(wire, kind, sub_resource, channel_hint)
+    channel_name = _channel_name(wire, kind, sub_resource, channel_hint)
     channel = CHANNELS[channel_name] if channel_name is not None else None
 
     user_response = wire.user_response
@@ -104,7 +103,7 @@ def decode(
         channel,
         wire.reference_id or None,
         wire.external_id or None,
-        STATUS_CACHE.get((code, channel_name, status.description)) or status_of(status, channel_name),
+        status_of(status, channel_name),
         parse_timestamp(status.updated_on),
         received_at,
         phone,
@@ -126,13 +125,11 @@ def _channel_name(wire: WireCallback, kind: Kind, sub_resource: str | None, hint
     """The channel, as its name: plain str keys keep the lookups off Enum's Python-level hash."""
     last = wire.status.last_channel
     if last:
-        if last in CHANNELS:
-            return last
-        last = last.lower()
-        if last in CHANNELS:
-            return last
+        name = _named(CHANNEL_NAMES, last)
+        if name is not None:
+            return name
     if sub_resource:
-        name = SUB_RESOURCE_CHANNELS.get(sub_resource) or SUB_RESOURCE_CHANNELS.get(sub_resource.lower())
+        name = _named(SUB_RESOURCE_CHANNELS, sub_resource)
         if name is not None:
             return name
     if kind is _INBOUND:
@@ -140,9 +137,14 @@ def _channel_name(wire: WireCallback, kind: Kind, sub_resource: str | None, hint
         if marker:
             return marker
     if hint:
-        name = HINT_CHANNELS.get(hint) or HINT_CHANNELS.get(hint.lower())
+        name = _named(HINT_CHANNELS, hint)
         if name is not None:
             return name
     if kind is _VERIFY:
         return _SMS
     return None
+
+
+def _named(names: dict[str, str], value: str) -> str | None:
+    """names[value], trying the value as sent first (almost always lower case already)."""
+    return names.get(value) or names.get(value.lower())

@@ -13,16 +13,15 @@ from pipeline.wire import WireAttempt, WireStatus
 
 # Status is frozen, so equal inputs can share one object. Codes, channels and
 # descriptions repeat across almost every body; the cap keeps a stream of odd
-# descriptions from growing the cache without bound. decode() reads it inline
-# (one call less per body) and calls status_of on a miss.
-STATUS_CACHE: dict[tuple[int, str | None, str | None], Status] = {}
-STATUS_CACHE_MAX = 4096
+# descriptions from growing the cache without bound.
+_STATUS_CACHE: dict[tuple[int, str | None, str | None], Status] = {}
+_STATUS_CACHE_MAX = 4096
 _UNKNOWN = Outcome.UNKNOWN
 
 
 def status_of(status: WireStatus, channel: str | None) -> Status:
     key = (status.code, channel, status.description)
-    cached = STATUS_CACHE.get(key)
+    cached = _STATUS_CACHE.get(key)
     if cached is not None:
         return cached
     info = lookup(status.code, channel)
@@ -33,9 +32,9 @@ def status_of(status: WireStatus, channel: str | None) -> Status:
         outcome=info.outcome,
         retryable=info.retryable,
     )
-    if len(STATUS_CACHE) >= STATUS_CACHE_MAX:
-        STATUS_CACHE.clear()
-    STATUS_CACHE[key] = built
+    if len(_STATUS_CACHE) >= _STATUS_CACHE_MAX:
+        _STATUS_CACHE.clear()
+    _STATUS_CACHE[key] = built
     return built
 
 

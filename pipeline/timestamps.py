@@ -47,12 +47,12 @@ def parse_timestamp(value: object) -> datetime | None:
             return _fromisoformat(value + "+00:00")
         except ValueError:
             return _parse_other(value.strip())
-    tz = parsed.tzinfo
-    if tz is _UTC:
-        return parsed
-    if tz is None:  # a date only, e.g. "2020-05-04"
-        return parsed.replace(tzinfo=_UTC)
-    return parsed.astimezone(_UTC)
+    return parsed if parsed.tzinfo is _UTC else _utc(parsed)
+
+
+def _utc(parsed: datetime) -> datetime:
+    """An aware UTC datetime: no zone means UTC (e.g. a date only, "2020-05-04"), others are converted."""
+    return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
 
 
 def _parse_other(value: str) -> datetime | None:
@@ -65,10 +65,9 @@ def _parse_other(value: str) -> datetime | None:
     if value[:1].isalpha():
         return _http_date(value)
     try:
-        parsed = datetime.fromisoformat(value)
+        return _utc(datetime.fromisoformat(value))
     except ValueError:
         return None
-    return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)
 
 
 def _http_date(value: str) -> datetime | None:
@@ -80,7 +79,6 @@ def _http_date(value: str) -> datetime | None:
         except ValueError:
             pass  # not this exact form: the general parser decides
     try:
-        parsed = parsedate_to_datetime(value)
+        return _utc(parsedate_to_datetime(value))
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return parsed.replace(tzinfo=_UTC) if parsed.tzinfo is None else parsed.astimezone(_UTC)

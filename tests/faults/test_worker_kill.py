@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -21,7 +18,7 @@ from aiohttp import web
 from pipeline.record import Record
 from tests.faults.support import reference_id, unique_callbacks
 from tests.workers.delivery_support import HttpServer, wait_for
-from tests.workers.journal_support import enqueue, requeue_lost, settled
+from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_delivery import dest
 from workers import keys
 
@@ -45,19 +42,10 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
         total = len(callbacks)
         refs = Counter(reference_id(body) for _ch, body in callbacks)
         finals = sum(1 for ch, body in callbacks if pipeline.decode(body, channel_hint=ch).status.final)
-        cmd = [sys.executable, "-m", "tests.workers.run_worker"]
-        first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            assert wait_for(lambda: client.llen(keys.RECENT_EVENTS) > 0, timeout=20)
-            time.sleep(0.3)
-            first.send_signal(signal.SIGKILL)
-            first.wait(5)
-        finally:
-            if first.poll() is None:
-                first.kill()
+        kill_while_applying(client, start_worker_process(env), timeout=20, after=0.3)
         done_before = len(client.keys(keys.DEDUP.format(event_id="*")))
         time.sleep(2.5)  # past the 2 s visibility timeout: the killed batch is restored
-        second = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        second = start_worker_process(env)
         try:
             # A kill between kombu's BRPOP and its bookkeeping loses the message from the queue;
             # the journal sweep (run now instead of after its grace period) queues it again.

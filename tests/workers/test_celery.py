@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import subprocess
-import sys
 import time
 from urllib.parse import parse_qs
 
@@ -19,7 +16,7 @@ from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import fixture_bodies
 from workers import app, keys, tasks
 from tests.workers.fake_telesign import FakeTelesign
-from tests.workers.journal_support import enqueue, requeue_lost, settled
+from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from workers.store import Store
 
 
@@ -111,22 +108,12 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
                                     time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
     worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
-    # Short visibility timeout so the killed worker's unacked batch is redelivered quickly.
-    cmd = [sys.executable, "-m", "tests.workers.run_worker"]
-    first = subprocess.Popen(cmd, env=worker_env, stdout=(tmp_path / "worker1.log").open("wb"), stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: env.client.llen(keys.RECENT_EVENTS) > 0, timeout=60)
-        time.sleep(0.2)
-        first.send_signal(signal.SIGKILL)
-        first.wait(5)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    kill_while_applying(env.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
     done_before = len(env.client.keys(keys.DEDUP.format(event_id="*")))
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
     # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
     time.sleep(2.5)
-    second = subprocess.Popen(cmd, env=worker_env, stdout=(tmp_path / "worker2.log").open("wb"), stderr=subprocess.STDOUT)
+    second = start_worker_process(worker_env, tmp_path / "worker2.log")
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
         applied = lambda: int(env.client.hget(keys.METRICS, field) or 0)  # noqa: E731
