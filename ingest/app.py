@@ -24,7 +24,7 @@ from config import Settings
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
-from ingest.metrics import IngestMetrics
+from ingest.metrics import IngestMetrics, SpoolDamage
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
@@ -206,6 +206,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     metrics = IngestMetrics()
     publisher = Publisher(settings)
+    metrics.registry.register(SpoolDamage(publisher.spool))
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics
     app[PUBLISHER_KEY] = publisher
