@@ -88,8 +88,21 @@ def _choice(*options: str) -> Callable[[str], str]:
 
 
 def _keys(raw: str) -> tuple[str, ...]:
-    """Several API keys, separated by commas or white space, so keys can be rotated without downtime."""
-    return tuple(k for k in raw.replace(",", " ").split() if k)
+    """Several API keys, separated by commas or white space, so keys can be rotated without downtime.
+
+    Each must decode to a usable key, checked here so every process (and `config check`) refuses the
+    same value with the same line, instead of the web process dying later on a binascii.Error.
+    """
+    from pipeline.signature import decode_api_key
+
+    keys = tuple(k for k in raw.replace(",", " ").split() if k)
+    for number, key in enumerate(keys, 1):
+        try:
+            decode_api_key(key)
+        except ValueError as exc:
+            which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+            raise ValueError(f"{which} {exc}") from None
+    return keys
 
 
 def _channels(raw: str) -> tuple[str, ...]:

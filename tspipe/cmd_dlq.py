@@ -8,16 +8,14 @@ import sys
 import click
 import msgspec
 
-from config import get_settings
 from pipeline.errors import TspipeError
+from tspipe.context import settings_or_exit
 
 
 def _client():
     import redis
 
-    settings = get_settings()
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set: point it at the Redis that tspipe's workers use")
+    settings = settings_or_exit("dlq", need_redis=True)
     return redis.Redis.from_url(settings.redis_url)
 
 
@@ -31,9 +29,10 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
 def list_cmd(target: str | None, as_json: bool) -> None:
     """List dead letters, oldest first."""
+    client = _client()  # first: it checks the configuration before anything imports workers
     from workers import deadletters
 
-    for entry in deadletters.list_entries(_client(), target):
+    for entry in deadletters.list_entries(client, target):
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:
@@ -47,14 +46,14 @@ def list_cmd(target: str | None, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Every entry (required when neither filter is given).")
 def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
+    if not (target or entry_ids or replay_all):
+        raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
+    client = _client()
     from workers import deadletters
     from workers.app import make_celery
 
-    if not (target or entry_ids or replay_all):
-        raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
     try:
         make_celery().set_current()
-        client = _client()
         entries = deadletters.list_entries(client, target)
         if entry_ids:
             entries = [e for e in entries if e.id in entry_ids]
@@ -71,8 +70,9 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_cmd(target: str | None, yes: bool) -> None:
     """Delete dead letters for good."""
+    client = _client()
     from workers import deadletters
 
     if not yes:
         click.confirm("Delete these dead letters for good?", abort=True)
-    click.echo(f"purged {deadletters.purge(_client(), target)}", err=True)
+    click.echo(f"purged {deadletters.purge(client, target)}", err=True)

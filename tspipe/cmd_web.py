@@ -21,11 +21,12 @@ SHUTDOWN_TIMEOUT_S = 10.0
 @click.option("--port", type=int, default=None, help="Port to listen on (default: PORT).")
 def web_command(host: str | None, port: int | None) -> None:
     """Run the HTTP ingress that receives Telesign callbacks."""
+    # Checked before importing the app: a bad setting must give its one line, not an import-time traceback.
+    settings = settings_or_exit("web", need_redis=True)
     from aiohttp import web
 
     from ingest.app import create_app
 
-    settings = settings_or_exit("web", need_redis=True)
     configure_logging(settings)
     try:
         import uvloop

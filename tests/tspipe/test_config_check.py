@@ -33,9 +33,9 @@ def test_bad_values_one_line_exit_2(env, fragment):
 
 
 def test_prints_effective_config_with_secrets_masked():
-    result = check(TELESIGN_API_KEY="c2VjcmV0a2V5", TSPIPE_API_TOKEN="tok3n", REDIS_URL="redis://:pw@127.0.0.1:1/0")
+    result = check(TELESIGN_API_KEY="c2VjcmV0a2V5LXNlY3JldGtleQ==", TSPIPE_API_TOKEN="tok3n", REDIS_URL="redis://:pw@127.0.0.1:1/0")
     assert result.returncode == 0
-    assert "c2VjcmV0a2V5" not in result.stdout and "tok3n" not in result.stdout and ":pw@" not in result.stdout
+    assert "c2VjcmV0a2V5LXNlY3JldGtleQ==" not in result.stdout and "tok3n" not in result.stdout and ":pw@" not in result.stdout
     assert "TSPIPE_MAX_BODY_BYTES" in result.stdout
 
 

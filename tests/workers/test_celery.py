@@ -45,7 +45,7 @@ def use_fake_telesign(monkeypatch, fake: FakeTelesign, autoreplies: str) -> None
     """Point auto-replies at the local fake Telesign with known credentials and reply texts."""
     monkeypatch.setenv("TELESIGN_API_URL", fake.url)
     monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
-    monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+    monkeypatch.setenv("TELESIGN_API_KEY", "S2V5LWZvci10aGUtdGVzdHMh")
     monkeypatch.setenv("TSPIPE_AUTOREPLIES", autoreplies)
     reset_settings_cache()
 
@@ -76,7 +76,7 @@ def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
     assert len(fake.requests) == 4
     last = fake.requests[-1]
     assert last["path"] == "/v1/messaging"
-    assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5").decode()
+    assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5LWZvci10aGUtdGVzdHMh").decode()
     form = parse_qs(last["body"].decode())
     assert form == {"phone_number": ["11234567890"], "message": ["Pomoc"], "message_type": ["ARN"]}
     assert env.client.llen(keys.DEADLETTER) == 0
