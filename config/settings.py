@@ -173,6 +173,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal_grace_seconds", "TSPIPE_JOURNAL_GRACE_S", 30.0, _float(1), "A queued batch not applied after this long, and neither queued nor held by a worker, is queued again (beat checks every third of it)."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("body_timeout_seconds", "TSPIPE_BODY_TIMEOUT_S", 10.0, _float(0.1), "Seconds a callback body that did not come with its headers may take to arrive; slower ones get 408 and the connection is closed."),
+    Setting("max_slow_bodies", "TSPIPE_MAX_SLOW_BODIES", 256, _int(1), "Request bodies still arriving (not yet authenticated) at one time; beyond it a request gets 503 at once, so slow clients cannot hold every connection."),
 )
 
 
@@ -210,6 +212,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     journal_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    body_timeout_seconds: float = 10.0
+    max_slow_bodies: int = 256
 
     @property
     def effective_spool_dir(self) -> str:

@@ -77,11 +77,24 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
+def _closing_error(status: int, message: str) -> web.Response:
+    """An error after which the connection is closed: its body is still arriving and is not wanted."""
+    response = _json_error(status, message)
+    response.force_close()
+    return response
+
+
 def callback_handler(app: web.Application) -> Handler:
     """POST /callbacks[/{channel}], with what it needs bound once instead of looked up per request.
 
     This is the hot path (thousands of requests a second on one core), so it
     counts its own requests (see ingest/request_counts.py).
+
+    A body still arriving after its headers is read under a deadline (408), and
+    at most `max_slow_bodies` of them at once (503 beyond): the signature can only
+    be checked once the body is complete, so without both a client with no key
+    could hold every connection by trickling bodies. Neither costs the usual
+    request anything: its body came with the headers and takes the first branch.
     """
     settings = app[SETTINGS_KEY]
     channels = frozenset(settings.channels)
@@ -92,10 +105,31 @@ def callback_handler(app: web.Application) -> Handler:
     submit = app[BATCHER_KEY].submit
     metrics = app[METRICS_KEY]
     count = metrics.count_request
+    body_timeout = settings.body_timeout_seconds
+    max_slow = settings.max_slow_bodies
+    slow = 0  # bodies being read right now (the slow path)
 
     def refuse(route: str, status: int, message: str) -> web.Response:
         count(route, status)
         return _json_error(status, message)
+
+    async def read_slow_body(request: web.Request, route: str) -> bytes | web.Response:
+        """The body, or the response to answer instead: 503 over the cap, 408 past the deadline, 413 too large."""
+        nonlocal slow
+        if slow >= max_slow:
+            count(route, 503)
+            return _closing_error(503, "too many request bodies arriving at once; retry later")
+        slow += 1
+        try:
+            async with asyncio.timeout(body_timeout):
+                return await _read_body(request, limit)
+        except web.HTTPRequestEntityTooLarge:
+            return refuse(route, 413, f"body larger than {limit} bytes")
+        except TimeoutError:
+            count(route, 408)
+            return _closing_error(408, f"request body not received within {body_timeout:g} s")
+        finally:
+            slow -= 1
 
     async def handle_callback(request: web.Request) -> web.Response:
         channel = request.match_info.get("channel")
@@ -106,12 +140,14 @@ def callback_handler(app: web.Application) -> Handler:
             if channel not in channels:
                 return refuse(route, 404, f"unknown channel {channel!r}; known: {known}")
         stream = request.content
-        try:
+        if stream.is_eof():
             # Usually the whole small body came with the headers: take it without a coroutine.
-            body = stream.read_nowait() if stream.is_eof() else await _read_body(request, limit)
-        except web.HTTPRequestEntityTooLarge:
-            body = None
-        if body is None or len(body) > limit:
+            body = stream.read_nowait()
+        else:
+            body = await read_slow_body(request, route)
+            if body.__class__ is not bytes:
+                return body  # type: ignore[return-value]  # the 408, 413 or 503 to answer
+        if len(body) > limit:
             return refuse(route, 413, f"body larger than {limit} bytes")
         headers = request.headers
         if verify is not None:
