@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 import structlog
 
+from config.masking import SECRET_WORDS as SECRET_KEYS  # one list for logs and printed configuration
+from config.masking import mask_secrets
 from config.settings import Settings
-
-SECRET_KEYS = ("api_key", "apikey", "authorization", "secret", "token", "password", "signature", "credential")
 # Ids are hex or opaque and may hold digit runs that look like phone numbers: never rewrite them.
 ID_KEYS = frozenset({"event_id", "reference_id", "request_id", "external_id", "id", "timestamp", "pid"})
 
@@ -36,6 +36,7 @@ def mask_phone(match: re.Match[str]) -> str:
 
 
 def mask_text(text: str) -> str:
+    text = mask_secrets(text)
     text = _EMAIL.sub(lambda m: "***@" + m.group(1), text)
     return _PHONE.sub(mask_phone, text)
 

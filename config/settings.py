@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from config.errors import ConfigError
+from config.masking import mask_secrets
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
 
@@ -119,10 +120,7 @@ def _json_or_path(raw: str) -> str:
 
 
 def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True)
@@ -241,7 +239,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
-    """(variable, effective value, meaning) for every setting, secrets masked: what `tspipe config check` prints."""
+    """(variable, effective value, meaning) for every setting, secrets masked: what `tspipe config check` prints.
+
+    A setting marked secret is hidden whole; every other value still goes through mask_secrets, because
+    secrets hide inside values (a webhook `secret` in TSPIPE_DESTINATIONS, a password in a URL).
+    """
     rows = []
     for setting in SETTINGS:
         value = getattr(settings, setting.field)
@@ -250,11 +252,9 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         elif value is None:
             shown = "(unset)"
         elif isinstance(value, tuple):
-            shown = ",".join(value)
-        elif setting.field == "redis_url":
-            shown = _mask_url(value)
+            shown = mask_secrets(",".join(value))
         else:
-            shown = str(value)
+            shown = mask_secrets(str(value))
         rows.append((setting.env, shown, setting.doc))
     return rows
 
