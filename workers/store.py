@@ -61,6 +61,13 @@ def events_metric(event: Event) -> str:
 
 # KEYS: the dedup keys of events whose fan-out was enqueued. Marks them '2' (TTL kept), so a
 # redelivered batch no longer fans them out again; a key that expired meanwhile stays absent.
+# Release a lock only while it still holds our token (KEYS[1] = the lock, ARGV[1] = our token): a run
+# that outlived its TTL must not delete the lock a newer run now holds.
+RELEASE_LOCK = r"""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _CONFIRM_FANOUT = r"""
 for _, k in ipairs(KEYS) do redis.call('SET', k, '2', 'XX', 'KEEPTTL') end
 return #KEYS
