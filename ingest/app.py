@@ -27,6 +27,7 @@ from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics, SpoolDamage
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
+from ingest.read_access import NO_TOKEN_HINT, NO_TOKEN_WARNING
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
@@ -209,6 +210,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             "TELESIGN_API_KEY is not set: callbacks are NOT authenticated and anyone can post events",
             hint="set TELESIGN_API_KEY (and TELESIGN_CUSTOMER_ID) before exposing this endpoint",
         )
+    if not settings.api_token:
+        log.warning(NO_TOKEN_WARNING, hint=NO_TOKEN_HINT)
     publisher = app[PUBLISHER_KEY]
     if not publisher.spool.empty:
         log.warning("spool holds batches from an earlier run; replaying", spool_bytes=publisher.spool.size)

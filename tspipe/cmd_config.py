@@ -32,3 +32,5 @@ def check_command() -> None:
         click.echo(f"{name.ljust(width)}  {value}")
     if not settings.auth_enabled:
         click.echo("warning: TELESIGN_API_KEY is not set: /callbacks accepts unsigned requests", err=True)
+    if not settings.api_token:
+        click.echo("warning: TSPIPE_API_TOKEN is not set: /v1 and /dashboard answer loopback clients only", err=True)
