@@ -42,3 +42,17 @@ def test_stdin_and_channel_hint():
     assert json.loads(result.stdout)["channel"] == "viber"
     result = run("-", stdin=b"\xff")
     assert result.returncode == 1 and "UTF-8" in json.loads(result.stdout)["error"]
+
+
+def test_classify_prints_a_line_for_every_input_even_after_invalid_utf8_in_a_field(tmp_path):
+    """Issue 11, item 10: one bad string field used to end classify with a traceback, losing later lines."""
+    bad = tmp_path / "bad_utf8.json"
+    bad.write_bytes(b'{"reference_id": "\xff\xfe", "status": {"code": 200, "description": "Delivered"}}')
+    good = FIXTURES / "read_notification.json"
+    result = run(str(good), str(bad), str(good))
+    assert result.returncode == 1
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert "not valid UTF-8" in json.loads(lines[1])["error"]
+    assert json.loads(lines[0]) == json.loads(lines[2])
+    assert b"Traceback" not in result.stderr
