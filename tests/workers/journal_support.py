@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from workers import journal, keys
 QUEUE = "tspipe.ingest"
 # The real app with a 2 s visibility timeout, so a killed worker's batch comes back quickly.
 WORKER_CMD = [sys.executable, "-m", "tests.workers.run_worker"]
+# Tests run in their own tmp_path (tests/conftest.py): the worker finds the `tests` package through this.
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def enqueue(client: redis.Redis, records: list[Record], queue: str = QUEUE) -> str:
@@ -41,7 +44,8 @@ def requeue_lost(client: redis.Redis, queue: str = QUEUE) -> int:
 def start_worker_process(env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     """A worker subprocess; its output goes to `log` when given (kept for a failing run), else nowhere."""
     out = log.open("wb") if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(WORKER_CMD, env=env, stdout=out, stderr=subprocess.STDOUT)
+    python_path = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(WORKER_CMD, env={**env, "PYTHONPATH": python_path}, stdout=out, stderr=subprocess.STDOUT)
 
 
 def kill_while_applying(client: redis.Redis, worker: subprocess.Popen[bytes], timeout: float, after: float) -> None:
