@@ -17,6 +17,9 @@ from tspipe import __version__
 @click.version_option(__version__, prog_name="tspipe")
 def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
+    from tspipe.context import adopt_running_redis
+
+    adopt_running_redis()
 
 
 from tspipe.cmd_classify import classify_command  # noqa: E402

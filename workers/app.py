@@ -6,7 +6,10 @@ broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
+from celery.app import trace
 from celery.signals import setup_logging
 from kombu import Queue
 
@@ -69,10 +72,28 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
+class _NoPerTaskLines(logging.Filter):
+    """Drops Celery's "Task ... received" and "Task ... succeeded in ..." lines.
+
+    Two per queue message: 108 of the 296 lines of a first `tspipe run`. The
+    batch task logs its own one-line summary; failures and retries still show.
+    TSPIPE_LOG_LEVEL=debug brings them back.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in (trace.LOG_RECEIVED, trace.LOG_SUCCESS)
+
+
 @setup_logging.connect
 def _tspipe_logging(**_: object) -> None:
     """Celery leaves logging alone when this signal has a receiver: ours masks phone numbers and keys."""
-    configure_logging(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logger = logging.getLogger(name)
+        logger.filters[:] = [f for f in logger.filters if not isinstance(f, _NoPerTaskLines)]
+        if settings.log_level != "debug":
+            logger.addFilter(_NoPerTaskLines())
 
 
 # Module-level so `celery -A workers.app worker` (and `-A workers`) find it.
