@@ -17,7 +17,9 @@ from config import Settings, get_settings
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
+from workers import queue_order
 from workers.destinations import parse_destinations
+from workers.queue_order import MAINTENANCE_QUEUE
 from workers.serialization import SERIALIZER
 
 
@@ -46,6 +48,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             # ~16 s (exponential backoff, 5 retries), far below it, so their ETA
             # messages are never redelivered while still waiting.
             "visibility_timeout": 300,
+            # Beat's maintenance queue before any other (workers/queue_order.py).
+            "queue_order_strategy": queue_order.STRATEGY,
         },
         worker_hijack_root_logger=False,
         timezone="UTC",
@@ -55,21 +59,21 @@ def make_celery(settings: Settings | None = None) -> Celery:
         include=["workers.delivery", "workers.plugins", "workers.reconcile"],
         # One queue per destination (parsed here so a bad TSPIPE_DESTINATIONS stops start-up):
         # a worker consumes them all, and a destination's backlog never sits in front of another's.
-        task_queues=[Queue(settings.queue)] + [Queue(d.queue) for d in parse_destinations(settings.destinations)],
+        # The maintenance queue first: `tspipe worker` consumes every declared queue in this order.
+        task_queues=[Queue(MAINTENANCE_QUEUE), Queue(settings.queue)]
+        + [Queue(d.queue) for d in parse_destinations(settings.destinations)],
         beat_schedule={
-            "tspipe-reconcile": {
-                "task": "tspipe.reconcile",
-                "schedule": float(settings.reconcile_interval_seconds),
-                "options": {"queue": settings.queue, "expires": float(settings.reconcile_interval_seconds)},
-            },
-            "tspipe-journal-sweep": {
-                "task": "tspipe.journal_sweep",
-                "schedule": settings.journal_grace_seconds / 3,
-                "options": {"queue": settings.queue, "expires": settings.journal_grace_seconds / 3},
-            },
+            "tspipe-reconcile": maintenance_entry("tspipe.reconcile", float(settings.reconcile_interval_seconds)),
+            "tspipe-journal-sweep": maintenance_entry("tspipe.journal_sweep", settings.journal_grace_seconds / 3),
         },
     )
     return app
+
+
+def maintenance_entry(task: str, every: float) -> dict[str, object]:
+    """A beat schedule entry for a periodic job: on the maintenance queue, expiring after one period
+    (the next run replaces it). Every periodic job goes through here (workers/queue_order.py says why)."""
+    return {"task": task, "schedule": every, "options": {"queue": MAINTENANCE_QUEUE, "expires": every}}
 
 
 class _NoPerTaskLines(logging.Filter):
