@@ -52,3 +52,17 @@ def beat(loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> Non
     """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
     app, settings = _app()
     app.start([*(["--quiet"] if quiet else []), "beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", type=int, default=5555, show_default=True, help="Port for Flower's web page.")
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, flower_args: tuple[str, ...]) -> None:
+    """Run Flower, Celery's monitor, on tspipe's broker (needs `pip install -e '.[ops]'`)."""
+    try:
+        import flower as _flower  # noqa: F401 - only to say how to get it
+    except ImportError:
+        click.echo("tspipe flower: Flower is not installed: pip install -e '.[ops]' (or pip install flower)", err=True)
+        raise SystemExit(2) from None
+    app, settings = _app()
+    app.start(["flower", f"--port={port}", "--address=127.0.0.1", *flower_args])
