@@ -4,6 +4,7 @@ import json
 import os
 import pty
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psutil
 import pytest
@@ -178,3 +180,41 @@ def test_a_dead_runs_state_file_is_not_believed(tmp_path):
         {"pid": 1, "web_url": "http://127.0.0.1:1", "redis_url": "redis://127.0.0.1:1/0"}))
     result = _tspipe(env, "dlq", "list", cwd=tmp_path)
     assert result.returncode == 2 and "REDIS_URL is not set" in result.stderr and "Traceback" not in result.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _walkthrough() -> list[tuple[str, str | None]]:
+    """(command, expected text or None) for each line of the README's walkthrough block."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Walkthrough", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    steps = []
+    for line in block.splitlines():
+        command, _, comment = line.partition("  #")
+        expected = comment.strip()[2:].strip() if comment.strip().startswith("→") else None
+        steps.append((command.strip(), expected))
+    return steps
+
+
+def test_readme_walkthrough_gives_the_answers_it_shows(running):
+    """Each line of the README walkthrough, run as written against `tspipe run`, prints what its comment says."""
+    proc, base, tmp_path, env = running
+    steps = _walkthrough()
+    assert any("--only mo_sms_keyword_start" in c for c, _ in steps)
+    for command, expected in steps:
+        shell = command.replace(".venv/bin/tspipe", f"{shlex.quote(sys.executable)} -m tspipe")
+        shell = shell.replace("http://127.0.0.1:8000", base)
+
+        def run():
+            result = subprocess.run(["bash", "-c", shell], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+            return result.stdout
+
+        if command.startswith("curl -s http"):  # a read: the worker applies asynchronously
+            _wait(lambda: expected in run(), 30, f"{command!r} to answer {expected!r}")
+        else:
+            output = run()
+            assert expected is None or expected in output, f"{command}\n{output}"
+    transaction = json.loads(_get(base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A")[1])
+    assert len(transaction["history"]) == 1  # the samples used reference ids of their own
