@@ -12,15 +12,18 @@ from celery import Celery
 from celery.app import trace
 from celery.signals import setup_logging
 from kombu import Queue
+from kombu.serialization import register
 
 from config import Settings, get_settings
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
+from store.serialization import CONTENT_ENCODING, CONTENT_TYPE, SERIALIZER, dumps, loads
 from workers import queue_order
 from workers.destinations import parse_destinations
 from workers.queue_order import MAINTENANCE_QUEUE
-from workers.serialization import SERIALIZER
+
+register(SERIALIZER, dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

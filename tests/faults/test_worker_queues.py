@@ -57,7 +57,7 @@ def test_beat_maintenance_runs_ahead_of_an_ingest_backlog(redis_url: str, tmp_pa
     """
     import redis
 
-    from workers import journal, keys
+    from store import journal, keys
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     from config.settings import reset_settings_cache

@@ -12,7 +12,7 @@ from ingest.app import create_app
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from tspipe.redis_server import free_port
-from workers.store import Store
+from store.state import Store
 from workers.tasks import process_batch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -72,7 +72,7 @@ async def _run(*argv: str) -> str:
 async def test_optouts_today_counts_by_when_the_optout_was_applied(redis_url):
     """The samples' STOPs happened years ago; applied now, they are today's opt-outs."""
     from ingest.dashboard import snapshot
-    from workers import keys
+    from store import keys
     import redis.asyncio as aioredis
 
     store = _seed(load_settings({"REDIS_URL": redis_url}))
@@ -89,7 +89,7 @@ async def test_optouts_today_counts_by_when_the_optout_was_applied(redis_url):
 async def test_dashboard_shows_quarantine_and_dead_letter_times_as_iso(redis_url, aiohttp_client):
     settings = load_settings({"REDIS_URL": redis_url})
     store = _seed(settings)
-    from workers import deadletters
+    from store import deadletters
 
     deadletters.add(store.client, deadletters.new_entry("destination", "hook", b"{}", "HTTP 500", 3))
     client = await aiohttp_client(create_app(settings))

@@ -59,7 +59,7 @@ def web(tmp_path_factory):
     assert needs <= set(), f"served routes need {needs}: start it in this fixture (pgserver) and set DATABASE_URL"
     redis = RedisServer(tmp / "redis", appendonly=False).start()
     try:
-        from workers.store import Store
+        from store.state import Store
         from workers.tasks import process_batch
 
         now = time.time()
