@@ -21,6 +21,7 @@ import structlog
 
 import pipeline
 from config import get_settings
+from config.keywords import keyword_map
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
@@ -69,14 +70,16 @@ def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
 
 
 def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineEntry]]:
-    """Decode every record; failures become quarantine entries instead of exceptions."""
+    """Decode every record with the sender's keyword map; failures become quarantine entries instead of exceptions."""
     events: list[Event] = []
     bad: list[QuarantineEntry] = []
     decode = pipeline.decode
+    keywords = keyword_map(get_settings().keywords)
     for record in records:
         try:
             received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
-            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received))
+            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received,
+                                 keywords=keywords))
         except InvalidCallback as exc:
             bad.append(_quarantine_entry(record, str(exc) or type(exc).__name__))
         except Exception as exc:  # a decoder bug must not poison the whole batch either
