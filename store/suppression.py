@@ -15,31 +15,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+import hiredis
 import msgspec
 import redis
+import redis.asyncio as aioredis
 
 from workers import keys
 
-# Most addresses one bulk check may ask about: one script call, well under a millisecond of Redis time.
+# Most addresses one bulk check may ask about: one command, well under a millisecond of Redis time.
 CHECK_MAX = 1000
 # Rows per import script call: bounds how long one call blocks Redis (~5 ms per 1,000 rows).
 IMPORT_CHUNK = 2000
-
-# KEYS: the opt-out hash of each address asked about, in order.
-# Returns, for each opted-out one, its 1-based position, channel, keyword and updated_at (flat).
-CHECK = r"""
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('HMGET', k, 'opted_out', 'channel', 'keyword', 'updated_at')
-  if v[1] == '1' then
-    out[#out + 1] = i
-    out[#out + 1] = v[2] or ''
-    out[#out + 1] = v[3] or ''
-    out[#out + 1] = v[4] or ''
-  end
-end
-return out
-"""
 
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
 # ARGV[1]: msgpack list of rows {address, action ('stop'|'start'), channel, keyword, ts, iso}, oldest first.
@@ -72,12 +58,10 @@ return {written, stopped, started}
 
 
 class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
-    """One opted-out address, as the bulk check answers it."""
+    """One opted-out address, as the bulk check answers it (GET /v1/opt-outs/{address} has the details)."""
 
     address: str
-    channel: str | None
-    keyword: str | None
-    updated_at: str | None
+    updated_at: str
 
 
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,6 +96,8 @@ def iso_time(seconds: float) -> str:
 
 def normalize_address(raw: str) -> str:
     """A phone number as Telesign writes it (digits only: '+1 (555) 010-0001' -> '15550100001'); an e-mail as given."""
+    if raw.isdigit():  # almost every address a sender checks: no copy, no scan
+        return raw
     value = raw.strip()
     if "@" in value:
         return value
@@ -121,28 +107,58 @@ def normalize_address(raw: str) -> str:
 _packer = msgspec.msgpack.Encoder()
 
 
-def check_keys(addresses: Sequence[str]) -> list[str]:
-    return [keys.OPTOUT.format(address=a) for a in addresses]
+_OPTOUT_PREFIX, _, _OPTOUT_SUFFIX = keys.OPTOUT.partition("{address}")
 
 
-def check_answer(addresses: Sequence[str], flat: Sequence) -> list[Suppressed]:
-    """The CHECK script's flat answer as Suppressed entries, in the order asked."""
-    def text(value) -> str | None:
-        value = value.decode() if isinstance(value, bytes) else value
-        return value or None
+def optout_keys(addresses: Sequence[str]) -> list[str]:
+    """keys.OPTOUT of each address (concatenated: str.format costs more, thousands of times an import)."""
+    prefix, suffix = _OPTOUT_PREFIX, _OPTOUT_SUFFIX
+    return [prefix + a + suffix for a in addresses]
 
-    return [
-        Suppressed(address=addresses[int(flat[i]) - 1], channel=text(flat[i + 1]), keyword=text(flat[i + 2]),
-                   updated_at=text(flat[i + 3]))
-        for i in range(0, len(flat), 4)
-    ]
+
+def check_command(addresses: Sequence[str]) -> bytes:
+    """ZMSCORE of the addresses on the opted-out index, packed by hiredis.
+
+    One native command answers the whole check (Redis: ~0.2 ms for 1,000
+    members). The same lookups inside a Lua script cost Redis ~2.4 ms, because
+    Lua converts every argument and every reply, and redis-py's asyncio client
+    spends ~3 ms of CPU packing 1,000 arguments and parsing 1,000 scores in
+    Python; hiredis packs them in ~0.2 ms and parses the answer in C.
+    """
+    return hiredis.pack_command(("ZMSCORE", keys.OPTOUT_INDEX, *addresses))
+
+
+def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[Suppressed]:
+    """ZMSCORE's answer (one score or nil per address) as Suppressed entries, in the order asked."""
+    return [Suppressed(address=address, updated_at=iso_time(float(score)))
+            for address, score in zip(addresses, scores) if score is not None]
 
 
 def check(client: redis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
-    """Which of `addresses` are opted out, in one round trip (sync; the web process uses CHECK with its async client)."""
+    """Which of `addresses` are opted out, in one round trip (sync: tests, CLI)."""
     if not addresses:
         return []
-    return check_answer(addresses, client.register_script(CHECK)(keys=check_keys(addresses)))
+    return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
+
+
+async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
+    """The web process's bulk check: one packed command on one pooled connection, one round trip."""
+    if not addresses:
+        return []
+    packed = check_command(addresses)
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_packed_command(packed)
+        scores = await connection.read_response()
+    except BaseException:
+        await connection.disconnect()  # a half-read answer must not reach the next user of this connection
+        raise
+    finally:
+        await pool.release(connection)
+    if isinstance(scores, Exception):
+        raise scores
+    return check_answer(addresses, scores)
 
 
 def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
@@ -154,18 +170,36 @@ def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
         chunk = ordered[start:start + IMPORT_CHUNK]
         args = [{"address": r.address, "action": r.action, "channel": r.channel, "keyword": r.keyword,
                  "ts": r.ts, "iso": r.iso} for r in chunk]
-        w, s, b = script(keys=[keys.OPTOUT_INDEX, keys.METRICS, *check_keys([r.address for r in chunk])],
+        w, s, b = script(keys=[keys.OPTOUT_INDEX, keys.METRICS, *optout_keys([r.address for r in chunk])],
                          args=[_packer.encode(args)])
         written, stopped, started = written + int(w), stopped + int(s), started + int(b)
     return ImportResult(rows=len(ordered), written=written, opted_out=stopped, opted_in=started)
 
 
-def export(client: redis.Redis, page: int = 2000) -> Iterable[Suppressed]:
+class Listed(msgspec.Struct, frozen=True, kw_only=True):
+    """One opted-out address with what the list keeps about it: a row of the export."""
+
+    address: str
+    channel: str | None
+    keyword: str | None
+    updated_at: str | None
+
+
+def export(client: redis.Redis, page: int = 2000) -> Iterable[Listed]:
     """Every opted-out address, oldest opt-out first, read a page (one pipeline) at a time."""
     offset = 0
     while True:
         addresses = [a.decode() for a in client.zrange(keys.OPTOUT_INDEX, offset, offset + page - 1)]
         if not addresses:
             return
-        yield from check(client, addresses)
+        pipe = client.pipeline(transaction=False)
+        for key in optout_keys(addresses):
+            pipe.hmget(key, "opted_out", "channel", "keyword", "updated_at")
+        for address, (out, channel, keyword, updated_at) in zip(addresses, pipe.execute()):
+            if out == b"1":
+                yield Listed(address=address, channel=_text(channel), keyword=_text(keyword), updated_at=_text(updated_at))
         offset += page
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None

@@ -29,15 +29,14 @@ async def test_answers_which_addresses_are_opted_out(redis_url, aiohttp_client):
     assert answer.status == 200
     data = await answer.json()
     assert data["checked"] == 4
-    assert [(e["address"], e["channel"], e["keyword"]) for e in data["opted_out"]] == [
-        ("15550001111", "whatsapp", "end"), ("15550002222", "whatsapp", "end")]
-    assert data["opted_out"][0]["updated_at"].startswith("2024-01-01T00:00:00")
+    assert data["opted_out"] == [{"address": "15550001111", "updated_at": "2024-01-01T00:00:00.000000Z"},
+                                 {"address": "15550002222", "updated_at": "2024-01-01T00:00:01.000000Z"}]
     # Exactly at the limit is fine, and costs one command on the server.
-    before = int(store.client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+    store.client.config_resetstat()
     many = await client.post("/v1/opt-outs/check", json={"addresses": [f"1555{n:07d}" for n in range(1000)]})
     assert many.status == 200 and (await many.json())["checked"] == 1000
-    stats = store.client.info("commandstats")
-    assert stats["cmdstat_evalsha"]["calls"] == before + 1 and "cmdstat_hmget" in stats  # HMGETs ran inside it
+    calls = {name: stat["calls"] for name, stat in store.client.info("commandstats").items()}
+    assert calls.pop("cmdstat_zmscore") == 1 and set(calls) <= {"cmdstat_info", "cmdstat_config"}
     store.client.close()
 
 
