@@ -28,30 +28,35 @@ CHECK_MAX = 1000
 IMPORT_CHUNK = 2000
 
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
-# ARGV[1]: msgpack list of rows {address, action ('stop'|'start'), channel, keyword, ts, iso}, oldest first.
+# ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first.
 # The same rule and fields as the batch apply script's opt-out change: only a newer row applies.
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
 IMPORT = r"""
 local rows = cmsgpack.unpack(ARGV[1])
 local written, stopped, started = 0, 0, 0
+local changes = {stop = 0, start = 0}
 for i, r in ipairs(rows) do
+  local address, action, channel, keyword, ts, iso = r[1], r[2], r[3], r[4], r[5], r[6]
   local ok = KEYS[i + 2]
   local cur = redis.call('HMGET', ok, 'ts', 'opted_out')
   local prev = tonumber(cur[1])
-  if (not prev) or r.ts > prev then
-    local out = (r.action == 'stop') and 1 or 0
-    redis.call('HSET', ok, 'opted_out', out, 'channel', r.channel, 'keyword', r.keyword, 'ts', r.ts,
-      'updated_at', r.iso)
+  if (not prev) or ts > prev then
+    local out = (action == 'stop') and 1 or 0
+    redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
     if out == 1 then
-      redis.call('ZADD', KEYS[1], r.ts, r.address)
+      redis.call('ZADD', KEYS[1], ts, address)
       if cur[2] ~= '1' then stopped = stopped + 1 end
     else
-      redis.call('ZREM', KEYS[1], r.address)
+      redis.call('ZREM', KEYS[1], address)
       if cur[2] == '1' then started = started + 1 end
     end
-    redis.call('HINCRBY', KEYS[2], 'tspipe_optout_changes_total{action="' .. r.action .. '"}', 1)
+    changes[action] = changes[action] + 1
     written = written + 1
   end
+end
+-- Counted as the batch apply script counts them, written once per call.
+for action, n in pairs(changes) do
+  if n > 0 then redis.call('HINCRBY', KEYS[2], 'tspipe_optout_changes_total{action="' .. action .. '"}', n) end
 end
 return {written, stopped, started}
 """
@@ -168,8 +173,7 @@ def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
     written = stopped = started = 0
     for start in range(0, len(ordered), IMPORT_CHUNK):
         chunk = ordered[start:start + IMPORT_CHUNK]
-        args = [{"address": r.address, "action": r.action, "channel": r.channel, "keyword": r.keyword,
-                 "ts": r.ts, "iso": r.iso} for r in chunk]
+        args = [(r.address, r.action, r.channel, r.keyword, r.ts, iso_time(r.ts)) for r in chunk]
         w, s, b = script(keys=[keys.OPTOUT_INDEX, keys.METRICS, *optout_keys([r.address for r in chunk])],
                          args=[_packer.encode(args)])
         written, stopped, started = written + int(w), stopped + int(s), started + int(b)

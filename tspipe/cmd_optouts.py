@@ -45,10 +45,8 @@ def _when(raw: str) -> float:
     value = raw.strip()
     if not value:
         raise BadRow("time is empty")
-    try:
+    if value.replace(".", "", 1).isdigit():
         return float(value)  # unix seconds
-    except ValueError:
-        pass
     try:
         parsed = parse_timestamp(value)
     except (ValueError, OverflowError):
@@ -58,8 +56,12 @@ def _when(raw: str) -> float:
     return parsed.timestamp()
 
 
-def parse_row(cells: dict[str, str], keywords):
-    """One CSV row as an ImportRow; raises BadRow naming the problem."""
+def parse_row(cells: dict[str, str], keywords, detected: dict | None = None):
+    """One CSV row as an ImportRow; raises BadRow naming the problem.
+
+    `detected` caches the keyword map's answer per (keyword, channel): a list
+    holds a handful of distinct keywords over many rows.
+    """
     from store.suppression import ImportRow, normalize_address
 
     raw_address = cells.get("address", "")
@@ -76,8 +78,10 @@ def parse_row(cells: dict[str, str], keywords):
         if action is None:
             raise BadRow(f"action {given!r} is not stop or start")
     else:
-        detected, _ = keywords.detect(keyword, channel or None)
-        action = detected.value
+        cache = detected if detected is not None else {}
+        action = cache.get((keyword, channel))
+        if action is None:
+            action = cache[(keyword, channel)] = keywords.detect(keyword, channel or None)[0].value
         if action not in ("stop", "start"):
             raise BadRow(f"keyword {keyword!r} is neither a stop nor a start keyword in the keyword map; "
                          "add an action column (stop or start)")
@@ -90,6 +94,7 @@ def read_rows(handle, keywords) -> tuple[list, list[tuple[int, str]]]:
     reader = csv.reader(handle)
     rows, bad = [], []
     columns: tuple[str, ...] | None = None
+    detected: dict = {}
     for cells in reader:
         line = reader.line_num
         if not cells or not any(c.strip() for c in cells):
@@ -107,7 +112,7 @@ def read_rows(handle, keywords) -> tuple[list, list[tuple[int, str]]]:
             bad.append((line, f"{len(cells)} columns; expected at most {len(columns)} ({', '.join(columns)})"))
             continue
         try:
-            rows.append(parse_row(dict(zip(columns, cells)), keywords))
+            rows.append(parse_row(dict(zip(columns, cells)), keywords, detected))
         except BadRow as exc:
             bad.append((line, str(exc)))
     return rows, bad
