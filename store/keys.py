@@ -1,4 +1,4 @@
-"""Every Redis key name tspipe uses, in one place (Lua scripts live in workers/store.py and workers/journal.py).
+"""Every Redis key name tspipe uses, in one place (the Lua scripts that use them live next to them in store/).
 
 All keys share the "ts:" prefix so an operator can see tspipe's footprint
 with one SCAN, and so tspipe can share a Redis with other applications.
