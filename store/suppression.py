@@ -20,7 +20,7 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from workers import keys
+from store import keys
 
 # Most addresses one bulk check may ask about: one command, well under a millisecond of Redis time.
 CHECK_MAX = 1000

@@ -36,9 +36,9 @@ def optouts() -> None:
 
 
 def _client(settings):
-    import redis
+    from store.connection import connect
 
-    return redis.Redis.from_url(settings.redis_url)
+    return connect(settings.redis_url)
 
 
 def _when(raw: str) -> float:

@@ -170,7 +170,7 @@ def journal_sweep() -> int:
 def autoreply(self, payload: dict) -> str:
     """Send one auto-reply, exactly once per event id.
 
-    The claim (workers/store.py) lets one task send: duplicates of the event
+    The claim (store/state.py) lets one task send: duplicates of the event
     (Telesign retries, a redelivered batch) queue tasks whose claim is
     refused. Once sent, the claim says so, and a redelivery of this very task
     sends nothing; when it gives up, the claim is released with the dead

@@ -9,8 +9,8 @@ import redis
 from config import load_settings
 from ingest.app import create_app
 from pipeline.record import Record, encode_batch
+from store.state import Store
 from tests.workers.conftest import body
-from workers.store import Store
 from workers.tasks import process_batch
 
 

@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from pipeline.record import Record, encode_batch
+from store import keys
+from store.state import Store
 from store.suppression import ImportRow, check, export, import_rows
 from tests.workers.conftest import body
-from workers import keys
-from workers.store import Store
 from workers.tasks import process_batch
 
 PHONE = "11234567890"  # the WhatsApp STOP fixture's number

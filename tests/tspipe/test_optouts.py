@@ -9,9 +9,9 @@ import redis
 from click.testing import CliRunner
 
 from config.settings import reset_settings_cache
+from store import keys
+from store.state import Store
 from tspipe.cli import cli
-from workers import keys
-from workers.store import Store
 
 
 def run(monkeypatch, redis_url, *args, **env):

@@ -17,13 +17,14 @@ from click.testing import CliRunner
 
 from config.settings import reset_settings_cache
 from pipeline.record import Record
+from store import deadletters, keys
+from store.state import Store
 from tests.workers.delivery_support import wait_for
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_celery import send, use_fake_telesign
 from tspipe.cli import cli
-from workers import app, deadletters, keys, tasks
-from workers.store import Store
+from workers import app, tasks
 
 REPLIES = '{"stop": {"default": "You are opted out"}, "start": {"default": "Welcome back"}}'
 

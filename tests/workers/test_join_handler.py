@@ -15,9 +15,9 @@ import pytest
 import redis
 
 from pipeline.record import Record
+from store import keys
 from tests.workers.delivery_support import wait_for
 from tests.workers.journal_support import enqueue, settled, start_worker_process
-from workers import keys
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tspipe-join-handler"
 
