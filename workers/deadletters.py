@@ -76,6 +76,10 @@ def new_entry(kind: Kind, target: str, event_json: bytes, error: str, attempts: 
     )
 
 
+def encode(entry: DeadLetter) -> bytes:
+    return _encoder.encode(entry)
+
+
 def add(client: redis.Redis, entry: DeadLetter) -> None:
     client.lpush(keys.DEADLETTER, _encoder.encode(entry))
 
@@ -115,32 +119,62 @@ def purge(client: redis.Redis, target: str | None = None) -> int:
     return remove(client, [e.id for e in list_entries(client, target)])
 
 
+def unreplayable(entries: list[DeadLetter]) -> dict[str, tuple[int, str]]:
+    """Targets this process cannot replay to, with how many entries each holds and why (for the operator)."""
+    from workers.destinations import by_name
+    from workers.plugins import plugin_names
+
+    plugins = plugin_names()
+    missing: dict[str, tuple[int, str]] = {}
+    for entry in entries:
+        if entry.kind == "destination" and by_name(entry.target) is None:
+            why = f"destination {entry.target!r} is not in TSPIPE_DESTINATIONS here (set it as the workers have it)"
+        elif entry.kind == "plugin" and entry.target not in plugins:
+            why = f"plug-in {entry.target!r} is not installed or not in TSPIPE_PLUGINS here"
+        else:
+            continue
+        count, _ = missing.get(entry.target, (0, why))
+        missing[entry.target] = (count + 1, why)
+    return missing
+
+
 def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
     """Send each entry back through its normal path with a fresh attempt budget, then drop it.
 
-    Removed only after it is re-enqueued: a crash in between replays it twice,
-    which webhook-id deduplication absorbs, rather than losing it.
+    Removed only after it is re-queued: a crash in between replays it twice,
+    which webhook-id deduplication absorbs, rather than losing it. Entries whose
+    target is unknown here stay (see unreplayable()); so do deliveries beyond
+    their destination's max_queued.
     """
-    from workers.delivery import celery_app, enqueue
+    from workers import delivery_queue
     from workers.destinations import by_name
     from workers.plugins import load_plugins
 
     plugins = {p.name: p for p in load_plugins()}
-    done = []
+    done: list[str] = []
+    by_destination: dict[str, list[DeadLetter]] = {}
+    app = None
     for entry in entries:
         body = bytes(entry.event)
         if entry.kind == "destination":
-            dest = by_name(entry.target)
-            if dest is None:
-                continue
-            enqueue(dest, body)
-        elif entry.kind == "plugin":
-            plugin = plugins.get(entry.target)
-            if plugin is None:
-                continue
-            celery_app().send_task(plugin.name, args=(msgspec.json.decode(body),))
+            if by_name(entry.target) is not None:
+                by_destination.setdefault(entry.target, []).append(entry)
+            continue
+        if entry.kind == "plugin" and entry.target not in plugins:
+            continue
+        if app is None:
+            from workers.delivery import celery_app
+
+            app = celery_app()
+        if entry.kind == "plugin":
+            plugin = plugins[entry.target]
+            app.send_task(plugin.name, args=(msgspec.json.decode(body),), queue=plugin.queue)
         else:
-            celery_app().send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
+            app.send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
         done.append(entry.id)
+    batches = [(name, by_name(name).max_queued, [delivery_queue.new_job(bytes(e.event)) for e in group])
+               for name, group in by_destination.items()]
+    for (name, _, _), taken in zip(batches, delivery_queue.enqueue(client, batches)):
+        done += [e.id for e in by_destination[name][:taken]]
     remove(client, done)
     return len(done)
