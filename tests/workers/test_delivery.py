@@ -14,7 +14,7 @@ from aiohttp import web
 
 from pipeline.event import Outcome
 from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, make_event, verify_all, wait_for
-from workers import deadletters
+from workers import circuit, deadletters, delivery_queue
 from workers.fanout import fan_out
 
 SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789").decode()
@@ -149,3 +149,57 @@ def test_rate_limit_spreads_posts_over_windows(monkeypatch, redis_url) -> None:
         per_second[int(stamp)] = per_second.get(int(stamp), 0) + 1
     assert max(per_second.values()) <= 3, per_second
     verify_all(SECRET, server.calls)
+
+
+def test_probe_answered_with_a_4xx_closes_the_circuit(monkeypatch, redis_url) -> None:
+    """Issue 11.12: a 4xx to the half-open probe used to record nothing, leaving the probe lock held."""
+    state = {"answers": []}
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(status=state["answers"].pop(0) if state["answers"] else 503)
+
+    client = redis.Redis.from_url(redis_url)
+    with HttpServer(answer) as server:
+        destinations_env(monkeypatch, redis_url, [dest("a", server, concurrency=1, circuit_threshold=2,
+                                                       circuit_cooldown=0.3, max_attempts=50)])
+        with delivery_engine():
+            fan_out([make_event(i) for i in range(5)])
+            assert wait_for(lambda: client.hexists(circuit.key("a"), "open_until"))
+            state["answers"] = [404] + [200] * 10
+            assert wait_for(lambda: len([h for h, _, _ in server.calls]) >= 2 and not client.hexists(
+                circuit.key("a"), "open_until") and len(deadletters.list_entries(client)) == 1, timeout=10)
+            assert wait_for(lambda: delivery_queue.depth(client, "a") == {"ready": 0, "delayed": 0, "in_flight": 0})
+    assert deadletters.list_entries(client)[0].error == "HTTP 404"
+    assert not client.hexists(circuit.key("a"), "probe_until")
+    verify_all(SECRET, server.calls)
+
+
+def test_open_circuit_holds_deliveries_without_spending_attempts_or_spinning(monkeypatch, redis_url) -> None:
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    client = redis.Redis.from_url(redis_url)
+    with HttpServer(down) as server:
+        destinations_env(monkeypatch, redis_url, [dest("a", server, concurrency=2, circuit_threshold=2,
+                                                       circuit_cooldown=1.0, max_attempts=3)])
+        with delivery_engine():
+            fan_out([make_event(i) for i in range(20)])
+            time.sleep(2.6)
+            depth = delivery_queue.depth(client, "a")
+    # Two failures open the circuit; then one probe per cooldown (about two in 2.6 s), nothing else.
+    assert 2 <= len(server.calls) <= 6, len(server.calls)
+    # Held deliveries keep their attempts: at most the probes' jobs have used more than one.
+    assert len(deadletters.list_entries(client)) <= 2
+    assert depth["ready"] + depth["delayed"] + depth["in_flight"] + len(deadletters.list_entries(client)) == 20
+    verify_all(SECRET, server.calls)
+
+
+def test_held_deliveries_are_bounded_by_max_queued(monkeypatch, redis_url) -> None:
+    client = redis.Redis.from_url(redis_url)
+    destinations_env(monkeypatch, redis_url, [{"name": "a", "url": "http://127.0.0.1:9/", "secret": SECRET,
+                                               "max_queued": 5}])
+    fan_out([make_event(i) for i in range(8)])
+    assert delivery_queue.depth(client, "a")["ready"] == 5
+    dead = deadletters.list_entries(client, "a")
+    assert len(dead) == 3 and all("max_queued" in e.error for e in dead)
+    assert {json.loads(bytes(e.event))["event_id"] for e in dead} == {"evt_0005", "evt_0006", "evt_0007"}

@@ -8,7 +8,8 @@ import redis
 from aiohttp import web
 from click.testing import CliRunner
 
-from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, make_event, wait_for
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, make_event, verify_all, wait_for
+from tests.workers.test_delivery import SECRET
 from tspipe.cli import cli
 from workers import deadletters
 from pipeline.event import EVENT_ENCODER
@@ -22,7 +23,7 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
     client = redis.Redis.from_url(redis_url)
     runner = CliRunner()
     with HttpServer(ok) as server:
-        destinations_env(monkeypatch, redis_url, [{"name": "a", "url": server.url, "secret": "s"}])
+        destinations_env(monkeypatch, redis_url, [{"name": "a", "url": server.url, "secret": SECRET}])
         for n, target in ((1, "a"), (2, "a"), (3, "gone")):
             deadletters.add(client, deadletters.new_entry("destination", target, EVENT_ENCODER.encode(make_event(n)),
                                                           "HTTP 503", 8))
@@ -31,7 +32,7 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
         entries = [json.loads(line) for line in listed.output.splitlines()]
         assert len(entries) == 2 and entries[0]["event"]["event_id"] == "evt_0001"
         assert runner.invoke(cli, ["dlq", "replay"]).exit_code == 2  # says which entries
-        with celery_worker():
+        with delivery_engine():
             replayed = runner.invoke(cli, ["dlq", "replay", "--id", entries[0]["id"]])
             assert replayed.exit_code == 0, replayed.output
             assert wait_for(lambda: len(server.calls) == 1)
