@@ -21,9 +21,10 @@ from tspipe.context import settings_or_exit
 def deliver_command() -> None:
     """Run the delivery engine: POST queued webhooks to every destination until stopped (SIGTERM, Ctrl-C)."""
     settings = settings_or_exit("deliver", need_redis=True)
-    from workers.destinations import load_destinations
-
     try:
+        # Inside the try: importing workers/ builds the Celery app, which validates the destinations too.
+        from workers.destinations import load_destinations
+
         destinations = load_destinations()
     except ConfigError as exc:
         click.echo(f"tspipe deliver: {exc}", err=True)
