@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, TimeoutError as RedisTimeoutError
 
 from workers import circuit, deadletters, delivery_queue, keys
 from workers.destinations import MAX_DELAY_SECONDS, Destination
@@ -49,6 +49,38 @@ def rate_window(dest: Destination, now: float) -> tuple[int, int, float]:
     return int(float(count)), window, now - now % window
 
 
+class Scripts:
+    """The engine's Lua scripts, called by SHA in pipelines.
+
+    redis-py's Script objects send SCRIPT EXISTS before every pipeline that
+    uses them: one more round trip per claim and per flush, a third of the
+    engine's Redis time. These are loaded once, and loaded again when Redis
+    has lost them (a restart).
+    """
+
+    TEXTS = {"claim": delivery_queue.CLAIM, "settle": delivery_queue.SETTLE, "breaker": circuit.CIRCUIT}
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.sha: dict[str, str] = {}
+
+    async def run(self, *calls: tuple[str, list, list]) -> list:
+        """Each (script, keys, args) in one pipeline; their replies in order."""
+        for attempt in range(2):
+            if not self.sha:
+                self.sha = {name: await self.client.script_load(text) for name, text in self.TEXTS.items()}
+            pipe = self.client.pipeline(transaction=False)
+            for name, script_keys, args in calls:
+                pipe.evalsha(self.sha[name], len(script_keys), *script_keys, *args)
+            try:
+                return await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                self.sha = {}
+        raise AssertionError("unreachable")
+
+
 class DestinationRunner:
     """One destination's loop: breaker, claim, POST, settle. Shares nothing with the others but Redis."""
 
@@ -58,9 +90,7 @@ class DestinationRunner:
         self.stop = stop
         self.lease_seconds = dest.timeout + lease_grace
         self.key = secret_bytes(dest.secret)
-        self.claim = client.register_script(delivery_queue.CLAIM)
-        self.settle = client.register_script(delivery_queue.SETTLE)
-        self.breaker = client.register_script(circuit.CIRCUIT)
+        self.scripts = Scripts(client)
         self.bell = keys.DELIVERY_BELL.format(name=dest.name)
         self.in_flight: set[asyncio.Task] = set()
         self.slot_freed = asyncio.Event()
@@ -71,6 +101,7 @@ class DestinationRunner:
         # so a loop asleep on an earlier answer looks again instead of sleeping it out.
         self.kick = asyncio.Event()
         self.kick_after_flush = False
+        self.last_mode = circuit.CLOSED
         self.session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
@@ -95,25 +126,46 @@ class DestinationRunner:
 
     async def _step(self) -> None:
         free = self.dest.concurrency - len(self.in_flight)
-        if free <= 0:
+        if free <= 0 or (self.in_flight and free < self.dest.concurrency // 2):
+            # Claim in batches: wait for a slot, then (briefly) for half of them, so a busy
+            # destination costs one claim per several requests rather than one per request.
             self.slot_freed.clear()
-            await self._wait_event(self.slot_freed, None)
-            return
+            await self._wait_event(self.slot_freed, None if free <= 0 else 0.002)
+            if free <= 0:
+                return
+            free = self.dest.concurrency - len(self.in_flight)
         # Cleared before looking, so a flush that lands while this step looks still wakes its sleep.
         self.kick.clear()
         now = time.time()
-        mode, gen, wait = circuit.parse_acquire(
-            await self.breaker(keys=[circuit.key(self.dest.name)], args=circuit.acquire_args(now, self.dest.timeout + 1.0)))
+        limit, window, start = rate_window(self.dest, now)
+        acquire = circuit.acquire_args(now, self.dest.timeout + 1.0)
+        claim_keys = delivery_queue.claim_keys(self.dest.name, int(start // window))
+        if self.last_mode == circuit.CLOSED:
+            # Optimistic: ask the breaker and claim in one round trip; jobs claimed while the
+            # circuit turned out not to be closed go straight back, unsent.
+            acquired, reply = await self.scripts.run(
+                ("breaker", [circuit.key(self.dest.name)], acquire),
+                ("claim", claim_keys, [now, now + self.lease_seconds, free, limit, window + 1]))
+            mode, gen, wait = circuit.parse_acquire(acquired)
+        else:
+            (acquired,) = await self.scripts.run(("breaker", [circuit.key(self.dest.name)], acquire))
+            mode, gen, wait = circuit.parse_acquire(acquired)
+            reply = None
+            if mode != circuit.WAIT:
+                (reply,) = await self.scripts.run(("claim", claim_keys, [now, now + self.lease_seconds,
+                                                                         1 if mode == circuit.PROBE else free,
+                                                                         limit, window + 1]))
+        self.last_mode = mode
+        wake, limited, jobs = (reply[0], int(reply[1]), reply[2:]) if reply else ("", 0, [])
+        keep = {circuit.CLOSED: len(jobs), circuit.PROBE: 1, circuit.WAIT: 0}[mode]
+        for raw in jobs[keep:]:
+            self._settle("back", delivery_queue.job_id(raw), raw, "")
+        jobs = jobs[:keep]
         if mode == circuit.WAIT:
             # Open, or another engine is probing: sleep until it may close (jittered so engines
             # do not all probe at once), holding no job and using none of its attempts.
             await self._sleep(max(wait, 0.01) * random.uniform(1.0, 1.1))
             return
-        limit, window, start = rate_window(self.dest, now)
-        reply = await self.claim(
-            keys=delivery_queue.claim_keys(self.dest.name, int(start // window)),
-            args=[now, now + self.lease_seconds, 1 if mode == circuit.PROBE else free, limit, window + 1])
-        wake, limited, jobs = reply[0], int(reply[1]), reply[2:]
         if mode == circuit.PROBE and not jobs:
             self._report(gen, circuit.RELEASE, probe=True)
         for raw in jobs:
@@ -183,6 +235,8 @@ class DestinationRunner:
     async def _flush_loop(self) -> None:
         while True:
             await self.results_ready.wait()
+            # A moment for more results to join this flush: one round trip for many deliveries.
+            await asyncio.sleep(0.002)
             self.results_ready.clear()
             try:
                 await self._flush()
@@ -199,14 +253,13 @@ class DestinationRunner:
         if not results and not outcomes:
             return
         dest = self.dest
-        pipe = self.client.pipeline(transaction=False)
+        calls = []
         if results:
-            await self.settle(keys=delivery_queue.settle_keys(dest.name), args=[dest.name, *results], client=pipe)
+            calls.append(("settle", delivery_queue.settle_keys(dest.name), [dest.name, *results]))
         if outcomes:
-            await self.breaker(keys=[circuit.key(dest.name)],
-                               args=circuit.record_args(time.time(), dest.circuit_threshold, dest.circuit_cooldown, outcomes),
-                               client=pipe)
-        await pipe.execute()
+            calls.append(("breaker", [circuit.key(dest.name)],
+                          circuit.record_args(time.time(), dest.circuit_threshold, dest.circuit_cooldown, outcomes)))
+        await self.scripts.run(*calls)
         if kick:
             self.kick.set()
 
