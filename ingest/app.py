@@ -25,12 +25,15 @@ from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
+from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
+from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
 from pipeline.signature import SignatureError, SignatureVerifier
+from store import connection
 
 log = structlog.get_logger("tspipe.ingest")
 
@@ -211,8 +214,8 @@ def create_app(settings: Settings) -> web.Application:
     app[PUBLISHER_KEY] = publisher
     app[BATCHER_KEY] = Batcher(settings, publisher, metrics)
     app[VERIFIER_KEY] = SignatureVerifier(settings.telesign_api_keys, settings.telesign_customer_id)
-    app[REDIS_KEY] = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=READY_TIMEOUT_S, socket_timeout=READY_TIMEOUT_S
+    app[REDIS_KEY] = connection.connect_async(
+        settings.redis_url, connect_timeout=READY_TIMEOUT_S, timeout=READY_TIMEOUT_S, retries=0
     )
     handle_callback = callback_handler(app)
     app.router.add_post(CALLBACKS, handle_callback)
@@ -222,6 +225,8 @@ def create_app(settings: Settings) -> web.Application:
     add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
     setup_query_api(app, settings)
+    setup_optout_check(app, settings)
     setup_dashboard(app, settings)
+    setup_openapi(app)
     answer_unrouted(app)
     return app

@@ -14,8 +14,8 @@ from aiohttp import web
 from config import Settings
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from workers import keys
-from workers.store import optout_from_hash
+from store import keys
+from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
 

@@ -2,7 +2,7 @@
 
 It runs apart from `tspipe worker` so that a receiver that never answers
 holds one of its destination's slots in this process, never a process that
-applies callbacks (see workers/engine.py).
+applies callbacks (see deliver/engine.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def deliver_command() -> None:
         click.echo(f"tspipe deliver: {exc}", err=True)
         raise SystemExit(2) from None
     configure_logging(settings)
-    from workers.engine import Engine
+    from deliver.engine import Engine
 
     engine = Engine(destinations, settings.redis_url, lease_grace=settings.delivery_lease_grace_seconds)
 

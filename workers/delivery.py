@@ -1,4 +1,4 @@
-"""Handing webhook deliveries to the delivery engine (workers/engine.py), from the processes that apply callbacks.
+"""Handing webhook deliveries to the delivery engine (deliver/engine.py), from the processes that apply callbacks.
 
 `enqueue` puts jobs on each destination's Redis queue in one round trip and
 returns; the POST happens in the engine process (`tspipe deliver`), so no
@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 
 import redis
 from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
-from config.settings import UNREACHABLE_REDIS_URL
-from workers import deadletters, delivery_queue, keys
+from store import connection, deadletters, delivery_queue, keys
 from workers.destinations import Destination, by_name
 
 DELIVER_TASK = "tspipe.deliver"
 
 
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
 def redis_client() -> redis.Redis:
-    return _client(get_settings().redis_url or UNREACHABLE_REDIS_URL)
+    return connection.shared(get_settings().redis_url)
 
 
 def celery_app() -> Celery:

@@ -27,7 +27,7 @@ from tests.faults.support import unique_callbacks
 from tests.workers.delivery_support import HttpServer, verify_all, wait_for
 from tests.workers.journal_support import enqueue
 from tests.workers.test_delivery import SECRET, dest
-from workers import deadletters, delivery_queue, keys
+from store import deadletters, delivery_queue, keys
 
 TSPIPE = str(Path(sys.executable).with_name("tspipe"))
 

@@ -88,10 +88,10 @@ def destinations_env(monkeypatch, redis_url: str, destinations: list[dict], **ex
 
 @contextlib.contextmanager
 def delivery_engine(lease_grace: float = 30.0):
-    """The real delivery engine (workers/engine.py) on its own event loop in a thread, for the current settings."""
+    """The real delivery engine (deliver/engine.py) on its own event loop in a thread, for the current settings."""
     from config import get_settings
     from workers.destinations import load_destinations
-    from workers.engine import Engine
+    from deliver.engine import Engine
 
     engine = Engine(load_destinations(), get_settings().redis_url, lease_grace=lease_grace)
     loop = asyncio.new_event_loop()

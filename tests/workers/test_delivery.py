@@ -14,7 +14,8 @@ from aiohttp import web
 
 from pipeline.event import Outcome
 from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, make_event, verify_all, wait_for
-from workers import circuit, deadletters, delivery_queue
+from store import circuit, deadletters, delivery_queue
+from workers.replay import replay
 from workers.fanout import fan_out
 
 SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789").decode()
@@ -88,7 +89,7 @@ def test_dead_destination_dead_letters_then_replay_delivers(monkeypatch, redis_u
             state["up"] = True
             server.calls.clear()
             time.sleep(0.3)  # let the circuit's cooldown pass
-            assert deadletters.replay(client, entries) == 4
+            assert replay(client, entries) == 4
             assert wait_for(lambda: len({h["webhook-id"] for h, _, _ in server.calls}) == 4)
     assert {h["webhook-id"] for h, _, _ in server.calls} == {e.event_id for e in events}
     assert deadletters.list_entries(client) == []
@@ -187,13 +188,18 @@ def test_open_circuit_holds_deliveries_without_spending_attempts_or_spinning(mon
                                                        circuit_cooldown=1.0, max_attempts=3)])
         with delivery_engine():
             fan_out([make_event(i) for i in range(20)])
+            assert wait_for(lambda: client.hexists(circuit.key("a"), "open_until"))
+            opened = time.time()
             time.sleep(2.6)
             depth = delivery_queue.depth(client, "a")
-    # Two failures open the circuit; then one probe per cooldown (about two in 2.6 s), nothing else.
-    assert 2 <= len(server.calls) <= 6, len(server.calls)
-    # Held deliveries keep their attempts: at most the probes' jobs have used more than one.
-    assert len(deadletters.list_entries(client)) <= 2
-    assert depth["ready"] + depth["delayed"] + depth["in_flight"] + len(deadletters.list_entries(client)) == 20
+    # Once open: one probe per cooldown (1.0-1.1 s, so two in 2.6 s), nothing else; requests already
+    # in flight when it opened may still land in the first moment.
+    after = [stamp for _, _, stamp in server.calls if stamp > opened + 0.3]
+    assert 1 <= len(after) <= 3, len(after)
+    # Held deliveries keep their attempts: only jobs that were actually sent three times are dead letters.
+    dead = deadletters.list_entries(client)
+    assert len(dead) <= len(server.calls) // 3
+    assert depth["ready"] + depth["delayed"] + depth["in_flight"] + len(dead) == 20
     verify_all(SECRET, server.calls)
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import msgspec
 import redis
 
-from workers import keys
+from store import keys
 
 ID_LEN = 32
 

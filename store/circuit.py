@@ -28,7 +28,7 @@ import time
 
 import redis
 
-from workers import keys
+from store import keys
 
 CLOSED, WAIT, PROBE = 0, 1, 2
 # Outcomes: delivered or answered (e.g. a 4xx), a retryable failure, a probe that sent nothing.

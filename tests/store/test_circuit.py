@@ -6,8 +6,8 @@ import multiprocessing
 
 import redis
 
-from workers import circuit
-from workers.circuit import CLOSED, FAILURE, PROBE, RELEASE, SUCCESS, WAIT, Breaker
+from store import circuit
+from store.circuit import CLOSED, FAILURE, PROBE, RELEASE, SUCCESS, WAIT, Breaker
 
 
 def _serve(url: str, conn) -> None:

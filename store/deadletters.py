@@ -1,10 +1,11 @@
-"""The dead-letter store: deliveries, plug-in calls and auto-replies that exhausted their attempts.
+"""Dead-letter storage: deliveries, plug-in calls and auto-replies that exhausted their attempts.
 
 One Redis list (keys.DEADLETTER, newest first) of JSON entries in the
 DeadLetter shape, so `tspipe dlq` can list, replay one by id, or purge, and
 so other modules (the auto-reply task) can LPUSH entries of their own kind
 in the same shape. A list rather than a hash because it keeps failure order
-and is what any writer can append to with one command.
+and is what any writer can append to with one command. Sending entries back
+(replay) is delivery policy and lives in workers/replay.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 import msgspec
 import redis
 
-from workers import keys
+from store import keys
 
 Kind = Literal["destination", "plugin", "autoreply"]
 
@@ -81,7 +82,12 @@ def encode(entry: DeadLetter) -> bytes:
 
 
 def add(client: redis.Redis, entry: DeadLetter) -> None:
-    client.lpush(keys.DEADLETTER, _encoder.encode(entry))
+    add_raw(client, _encoder.encode(entry))
+
+
+def add_raw(client: redis.Redis, raw: bytes) -> None:
+    """An entry already encoded as JSON, in the DeadLetter shape or the older {kind, payload, error, attempts}."""
+    client.lpush(keys.DEADLETTER, raw)
 
 
 def _raw_entries(client: redis.Redis) -> list[tuple[bytes, DeadLetter]]:
@@ -117,64 +123,3 @@ def purge(client: redis.Redis, target: str | None = None) -> int:
         client.delete(keys.DEADLETTER)
         return count
     return remove(client, [e.id for e in list_entries(client, target)])
-
-
-def unreplayable(entries: list[DeadLetter]) -> dict[str, tuple[int, str]]:
-    """Targets this process cannot replay to, with how many entries each holds and why (for the operator)."""
-    from workers.destinations import by_name
-    from workers.plugins import plugin_names
-
-    plugins = plugin_names()
-    missing: dict[str, tuple[int, str]] = {}
-    for entry in entries:
-        if entry.kind == "destination" and by_name(entry.target) is None:
-            why = f"destination {entry.target!r} is not in TSPIPE_DESTINATIONS here (set it as the workers have it)"
-        elif entry.kind == "plugin" and entry.target not in plugins:
-            why = f"plug-in {entry.target!r} is not installed or not in TSPIPE_PLUGINS here"
-        else:
-            continue
-        count, _ = missing.get(entry.target, (0, why))
-        missing[entry.target] = (count + 1, why)
-    return missing
-
-
-def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
-    """Send each entry back through its normal path with a fresh attempt budget, then drop it.
-
-    Removed only after it is re-queued: a crash in between replays it twice,
-    which webhook-id deduplication absorbs, rather than losing it. Entries whose
-    target is unknown here stay (see unreplayable()); so do deliveries beyond
-    their destination's max_queued.
-    """
-    from workers import delivery_queue
-    from workers.destinations import by_name
-    from workers.plugins import load_plugins
-
-    plugins = {p.name: p for p in load_plugins()}
-    done: list[str] = []
-    by_destination: dict[str, list[DeadLetter]] = {}
-    app = None
-    for entry in entries:
-        body = bytes(entry.event)
-        if entry.kind == "destination":
-            if by_name(entry.target) is not None:
-                by_destination.setdefault(entry.target, []).append(entry)
-            continue
-        if entry.kind == "plugin" and entry.target not in plugins:
-            continue
-        if app is None:
-            from workers.delivery import celery_app
-
-            app = celery_app()
-        if entry.kind == "plugin":
-            plugin = plugins[entry.target]
-            app.send_task(plugin.name, args=(msgspec.json.decode(body),), queue=plugin.queue)
-        else:
-            app.send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
-        done.append(entry.id)
-    batches = [(name, by_name(name).max_queued, [delivery_queue.new_job(bytes(e.event)) for e in group])
-               for name, group in by_destination.items()]
-    for (name, _, _), taken in zip(batches, delivery_queue.enqueue(client, batches)):
-        done += [e.id for e in by_destination[name][:taken]]
-    remove(client, done)
-    return len(done)

@@ -11,9 +11,9 @@ limit (`concurrency`), its own connection pool and its own timeout, so a hanging
 one fills only its own slots.
 
 Each destination runs one loop:
-1. ask the circuit breaker (workers/circuit.py): closed, probe, or wait (sleep
+1. ask the circuit breaker (store/circuit.py): closed, probe, or wait (sleep
    until the circuit may close; held deliveries use no attempts and no CPU);
-2. claim as many jobs as it has free slots (workers/delivery_queue.py), which
+2. claim as many jobs as it has free slots (store/delivery_queue.py), which
    also brings due retries forward and takes over jobs whose engine died;
 3. POST each one as its own task; results are settled in batches, one script
    call per batch for the queue and one for the breaker;
@@ -34,9 +34,10 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, TimeoutError as RedisTimeoutError
 
-from workers import circuit, deadletters, delivery_queue, keys
+from store import circuit, connection, deadletters, delivery_queue, keys
 from workers.destinations import MAX_DELAY_SECONDS, Destination
-from workers.webhooks import DeliveryFailed, backoff, message_id, post, secret_bytes
+from deliver.http import DeliveryFailed, post
+from workers.webhooks import backoff, message_id, secret_bytes
 
 log = structlog.get_logger("tspipe.deliver")
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -309,8 +310,8 @@ class Engine:
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
-        # Each idle destination holds one connection in BLPOP; the rest is shared.
-        client = aioredis.Redis.from_url(self.redis_url, max_connections=4 * len(self.destinations) + 8)
+        # Each idle destination holds one connection in BLPOP (1 s at most, under the client's timeout).
+        client = connection.connect_async(self.redis_url)
         try:
             runners = [DestinationRunner(d, client, self.lease_grace, self.stop) for d in self.destinations]
             if not runners:

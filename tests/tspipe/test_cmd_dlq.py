@@ -16,7 +16,8 @@ from click.testing import CliRunner
 from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, make_event, verify_all, wait_for
 from tests.workers.test_delivery import SECRET
 from tspipe.cli import cli
-from workers import deadletters, plugins
+from store import deadletters
+from workers import plugins
 from workers.fanout import fan_out
 from workers.plugins import load_plugins
 from workers.webhooks import batch_id
@@ -59,7 +60,7 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
 
 def test_entries_in_the_older_autoreply_shape_are_listed_and_removable(redis_url) -> None:
     """The auto-reply task may push {kind, payload, error, attempts}; the dlq still shows and purges it."""
-    from workers import keys
+    from store import keys
 
     client = redis.Redis.from_url(redis_url)
     client.lpush(keys.DEADLETTER, json.dumps({"kind": "autoreply", "payload": {"event_id": "e1", "message": "hi"},
@@ -122,3 +123,12 @@ def test_tspipe_worker_consumes_a_plugins_declared_queue(monkeypatch, redis_url,
     finally:
         worker.terminate()
         worker.wait(10)
+def test_dlq_list_says_so_when_empty(monkeypatch, redis_url) -> None:
+    from config.settings import reset_settings_cache
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    reset_settings_cache()
+    result = CliRunner().invoke(cli, ["dlq", "list"])
+    assert result.exit_code == 0 and result.output.strip() == "no dead letters"
+    assert CliRunner().invoke(cli, ["dlq", "list", "--destination", "a"]).output.strip() == "no dead letters for a"
+    assert CliRunner().invoke(cli, ["dlq", "list", "--json"]).output == ""  # JSON lines: nothing to parse

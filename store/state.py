@@ -1,4 +1,4 @@
-"""The state store: every Redis write the workers make, and every Lua script.
+"""The message state store: what applying a batch of events writes, in one Lua call.
 
 A whole batch is applied with ONE Lua call (`apply_batch`): dedup, state
 merge, history, pending index, opt-outs, recent events and metrics happen
@@ -19,7 +19,9 @@ import msgspec
 import redis
 
 from pipeline.event import EVENT_ENCODER, Event, Outcome
-from workers import keys
+from store import connection, deadletters, keys, quarantine
+from store.optouts import OptOut, optout_from_hash
+from store.quarantine import QuarantineEntry
 
 # Lag histogram buckets in seconds (received_at -> applied), Prometheus style.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 60.0, 300.0)
@@ -67,7 +69,7 @@ return #KEYS
 """
 
 # KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
-# which all come from workers/keys.py).
+# which all come from store/keys.py).
 # ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries, ARGV[3]: the dedup mark
 # for new events: '1' (fan-out pending) or '2' (nothing to fan out: already confirmed).
 # Returns the 1-based positions of the entries newly applied, in batch order, and the negated
@@ -134,7 +136,9 @@ for _, e in ipairs(entries) do
         redis.call('HSET', ok, 'opted_out', out, 'channel', e.channel or '', 'keyword', e.keyword or '',
           'ts', e.ts, 'updated_at', e.iso)
         if out == 1 then
-          redis.call('ZADD', cfg.optout_index, e.ts, e.addr)
+          -- Scored by when the opt-out was applied (NX: a repeated STOP keeps the first time): the
+          -- dashboard counts today's, and paging by rank sees new entries only at the end.
+          redis.call('ZADD', cfg.optout_index, 'NX', now, e.addr)
         else
           redis.call('ZREM', cfg.optout_index, e.addr)
         end
@@ -163,6 +167,25 @@ end
 return applied
 """
 
+# KEYS[1]: an auto-reply's claim. ARGV[1]: the claiming task id, ARGV[2]: TTL in seconds.
+# 1 when the claim is (or already was) this task's; 0 when another task holds it or the reply was sent.
+_CLAIM_AUTOREPLY = r"""
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+
+# KEYS[1]: an auto-reply's claim. ARGV[1]: the task id that must hold it, ARGV[2]: the new value
+# (AUTOREPLY_SENT, TTL kept) or '' to delete it. Does nothing when another task holds the claim.
+_SETTLE_AUTOREPLY = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'XX', 'KEEPTTL')
+return 1
+"""
+# The claim's value once the reply went out (a task id is a UUID, never this).
+AUTOREPLY_SENT = "sent"
+
 _packer = msgspec.msgpack.Encoder()
 
 
@@ -179,28 +202,6 @@ class History(msgspec.Struct, frozen=True, kw_only=True):
     received_at: str | None
 
 
-class OptOut(msgspec.Struct, frozen=True, kw_only=True):
-    address: str
-    opted_out: bool
-    channel: str | None
-    keyword: str | None
-    updated_at: str | None
-
-
-class QuarantineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """A body that did not decode. `body` is the text when UTF-8, else `body_b64` holds the bytes."""
-
-    id: str
-    reason: str
-    received_at: float
-    quarantined_at: float
-    request_id: str = ""
-    channel_hint: str | None = None
-    body: str | None = None
-    body_b64: str | None = None
-
-
-_QUARANTINE_DECODER = msgspec.json.Decoder(QuarantineEntry)
 _json = msgspec.json.Encoder()
 
 
@@ -223,6 +224,8 @@ class Store:
         self.quarantine_max = quarantine_max
         self._apply = client.register_script(_APPLY_BATCH)
         self._confirm = client.register_script(_CONFIRM_FANOUT)
+        self._claim = client.register_script(_CLAIM_AUTOREPLY)
+        self._settle = client.register_script(_SETTLE_AUTOREPLY)
         self._cfg = _packer.encode(
             {
                 "dedup": keys.DEDUP,
@@ -246,7 +249,7 @@ class Store:
     @classmethod
     def from_settings(cls, settings) -> Store:
         return cls(
-            redis.Redis.from_url(settings.redis_url),
+            connection.connect(settings.redis_url),
             state_ttl=settings.state_ttl_seconds,
             dedup_ttl=settings.dedup_ttl_seconds,
             history_max=settings.history_max,
@@ -324,25 +327,13 @@ class Store:
     # --- quarantine ---
 
     def quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
-        """Keep bodies that failed to decode, newest first, capped; one pipeline for the batch."""
-        entries = list(entries)
-        if not entries:
-            return 0
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(keys.QUARANTINE, *[_json.encode(e) for e in entries])
-        pipe.ltrim(keys.QUARANTINE, 0, self.quarantine_max - 1)
-        pipe.hincrby(keys.METRICS, "tspipe_quarantined_total", len(entries))
-        pipe.execute()
-        return len(entries)
+        return quarantine.add(self.client, entries, self.quarantine_max)
 
     def quarantined(self, limit: int = 100) -> list[QuarantineEntry]:
-        return [_QUARANTINE_DECODER.decode(raw) for raw in self.client.lrange(keys.QUARANTINE, 0, limit - 1)]
+        return quarantine.newest(self.client, limit)
 
     def purge_quarantine(self) -> int:
-        pipe = self.client.pipeline()
-        pipe.llen(keys.QUARANTINE)
-        pipe.delete(keys.QUARANTINE)
-        return pipe.execute()[0]
+        return quarantine.purge(self.client)
 
     # --- reads (tests, CLI) ---
 
@@ -358,31 +349,21 @@ class Store:
         return optout_from_hash(address, self.client.hgetall(keys.OPTOUT.format(address=address)))
 
     def claim_autoreply(self, event_id: str, claimer: str, ttl: int) -> bool:
-        """First claimer wins; the same claimer (a retried task keeps its id) may claim again."""
-        key = keys.AUTOREPLY_CLAIM.format(event_id=event_id)
-        if self.client.set(key, claimer, nx=True, ex=ttl):
-            return True
-        current = self.client.get(key)
-        return current is not None and current.decode() == claimer
+        """First claimer wins; the same claimer (a retried or redelivered task keeps its id) may claim again.
+
+        The claim's value is the task id while the reply is being sent, then
+        AUTOREPLY_SENT (see autoreply_sent), which no task id equals: a task
+        redelivered after its reply went out does not send it twice.
+        """
+        return bool(self._claim(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, ttl]))
+
+    def autoreply_sent(self, event_id: str, claimer: str) -> None:
+        """The reply went out: no later task may claim it, not even a replay of its dead letter."""
+        self._settle(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, AUTOREPLY_SENT])
+
+    def release_autoreply(self, event_id: str, claimer: str) -> None:
+        """The reply gave up and was dead-lettered unsent: free the claim so `tspipe dlq replay` can send it."""
+        self._settle(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, ""])
 
     def dead_letter(self, entry: dict) -> None:
-        self.client.lpush(keys.DEADLETTER, _json.encode(entry))
-
-
-def optout_from_hash(address: str, data: dict) -> OptOut:
-    """Shared by the sync store and the async query API."""
-    def get(name: str) -> str | None:
-        value = data.get(name.encode()) if data and isinstance(next(iter(data)), bytes) else data.get(name)
-        if isinstance(value, bytes):
-            value = value.decode()
-        return value or None
-
-    if not data:
-        return OptOut(address=address, opted_out=False, channel=None, keyword=None, updated_at=None)
-    return OptOut(
-        address=address,
-        opted_out=get("opted_out") == "1",
-        channel=get("channel"),
-        keyword=get("keyword"),
-        updated_at=get("updated_at"),
-    )
+        deadletters.add_raw(self.client, _json.encode(entry))
