@@ -129,9 +129,11 @@ return out
 # KEYS: inflight, leases, delayed, dead letters, ready, metrics. ARGV: destination name, then
 # groups of four: op, job id, a, b. Ops: 'ok' delivered; 'retry' (a = due time, b = next job);
 # 'dead' (a = dead-letter entry); 'back' (returned unsent, to the front of ready: a = job).
-# A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash.
+# A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash
+# (tspipe_webhooks_total{destination, outcome}: delivered, retried, dead_lettered, returned).
 SETTLE = r"""
 local inflight, leases, delayed, dlq, ready, metrics = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local names = {ok = 'delivered', retry = 'retried', dead = 'dead_lettered', back = 'returned'}
 local counts = {}
 for i = 2, #ARGV, 4 do
   local op, id = ARGV[i], ARGV[i + 1]
@@ -144,7 +146,7 @@ for i = 2, #ARGV, 4 do
     elseif op == 'back' then
       redis.call('RPUSH', ready, ARGV[i + 2])
     end
-    counts[op] = (counts[op] or 0) + 1
+    counts[names[op]] = (counts[names[op]] or 0) + 1
   end
 end
 for op, n in pairs(counts) do

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from pipeline.event import Outcome
 from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, make_event, verify_all, wait_for
-from store import circuit, deadletters, delivery_queue
+from store import circuit, deadletters, delivery_queue, keys
 from workers.replay import replay
 from workers.fanout import fan_out
 
@@ -67,6 +67,9 @@ def test_retries_5xx_with_same_webhook_id(monkeypatch, redis_url) -> None:
     ids = [headers["webhook-id"] for headers, _, _ in server.calls]
     assert set(ids) == {"evt_0001", "evt_0002"}
     verify_all(SECRET, server.calls)
+    counted = redis.Redis.from_url(redis_url).hgetall(keys.METRICS)  # shown on /metrics
+    assert counted[b'tspipe_webhooks_total{destination="a",outcome="delivered"}'] == b"2"
+    assert counted[b'tspipe_webhooks_total{destination="a",outcome="retried"}'] == b"3"
     assert deadletters.list_entries(redis.Redis.from_url(redis_url)) == []
 
 
