@@ -10,14 +10,20 @@ from pathlib import Path
 
 import click
 
+from config import ConfigError
 from tspipe.context import settings_or_exit
 from config.logging import configure_logging
 
 
-def _app():
-    settings = settings_or_exit("worker", need_redis=True)
+def _app(command: str = "worker"):
+    settings = settings_or_exit(command, need_redis=True)
     configure_logging(settings)
-    from workers import app
+    try:
+        # Building the app validates TSPIPE_DESTINATIONS (a destination's secret, say): one line, not a traceback.
+        from workers import app
+    except ConfigError as exc:
+        click.echo(f"tspipe {command}: {exc}", err=True)
+        raise SystemExit(2) from None
 
     return app, settings
 
@@ -55,7 +61,7 @@ def worker(concurrency: int | None, loglevel: str | None, quiet: bool, celery_ar
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
-    app, settings = _app()
+    app, settings = _app("beat")
     schedule = []
     if not any(a in ("-s", "--schedule") or a.startswith("--schedule=") for a in celery_args):
         # Beat's default is ./celerybeat-schedule: under the Procfile that is the checkout.

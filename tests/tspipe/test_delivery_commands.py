@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tests.workers.delivery_support import wait_for
@@ -26,13 +27,15 @@ def test_new_secret_prints_a_secret_destinations_accept() -> None:
     assert dest.secret == secret
 
 
-def test_deliver_refuses_a_plain_secret_with_one_line_naming_the_destination(redis_url, tmp_path) -> None:
+@pytest.mark.parametrize("command", ["deliver", "worker", "beat"])
+def test_a_plain_secret_stops_start_up_with_one_line_naming_the_destination(command, redis_url, tmp_path) -> None:
     env = dict(os.environ, REDIS_URL=redis_url,
                TSPIPE_DESTINATIONS=json.dumps([{"name": "crm", "url": "https://crm.example", "secret": "my-plain-secret"}]))
-    result = subprocess.run([TSPIPE, "deliver"], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    result = subprocess.run([TSPIPE, command], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tspipe deliver: TSPIPE_DESTINATIONS: destination 0 ('crm'): secret")
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tspipe ") and ": TSPIPE_DESTINATIONS: destination 0 ('crm'): secret" in lines[0]
 
 
 def test_beat_writes_its_schedule_under_the_data_dir_not_the_working_directory(redis_url, tmp_path) -> None:
