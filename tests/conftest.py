@@ -1,7 +1,9 @@
-"""Shared fixtures: real Redis servers on free ports, fixture payloads.
+"""Shared fixtures: real Redis servers on free ports, a real PostgreSQL, fixture payloads.
 
 Redis is real in every integration test: a redis-server child process on a
 free port under the test's temporary folder, never the machine's 6379.
+PostgreSQL is real too: one pgserver instance per session on a unix socket
+under the session's temporary folder, never the machine's 5432.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import uuid
+
+import psycopg
 import pytest
 import redis
 
@@ -59,3 +64,26 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     reset_settings_cache()
     yield
     reset_settings_cache()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory):
+    """One real PostgreSQL 16 (pgserver) for the whole session; tests get a fresh schema through `database_url`."""
+    from archive.embedded import start
+
+    server = start(tmp_path_factory.mktemp("postgres") / "data")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A URL whose search_path is a new, empty schema of the session's PostgreSQL: a database of the test's own."""
+    from archive.embedded import database_url as url_of
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield url_of(postgres, schema=schema)
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
