@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import shutil
+import tempfile
 import uuid
 
 import psycopg
@@ -66,14 +68,28 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     reset_settings_cache()
 
 
+def postgres_home() -> Path:
+    """A folder for a test's PostgreSQL data, outside pytest's temporary tree, removed by the caller.
+
+    pgserver runs the server as its own user, which must traverse every parent
+    folder: pgserver opens them up (o+rx), but each pytest session on the
+    machine closes `pytest-of-root` again (0700), under a running server's feet.
+    """
+    home = Path(tempfile.mkdtemp(prefix="tspipe-pg-"))
+    home.chmod(0o755)
+    return home
+
+
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory):
+def postgres():
     """One real PostgreSQL 16 (pgserver) for the whole session; tests get a fresh schema through `database_url`."""
     from archive.embedded import start
 
-    server = start(tmp_path_factory.mktemp("postgres") / "data")
+    home = postgres_home()
+    server = start(home / "data")
     yield server
     server.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
