@@ -19,6 +19,7 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_archive import archive_command  # noqa: E402
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
@@ -37,6 +38,7 @@ cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(archive_command)
 
 
 def main() -> None:
