@@ -28,7 +28,7 @@ from ingest.request_counts import add_get
 log = structlog.get_logger("tspipe.archive")
 
 POOL_KEY = web.AppKey("tspipe_archive_pool", AsyncConnectionPool)
-QUERY_TIMEOUT_S = 10.0
+QUERY_TIMEOUT_S = 3.0
 ARCHIVE_OFF = "the archive is off: DATABASE_URL is not set"
 
 

@@ -118,15 +118,13 @@ class Backlog:
             args += [entry.id, len(entry.blob)]
         self._done(keys=[STREAM, BYTES, METRICS], args=args)
 
-    def size(self) -> tuple[int, int, float | None]:
-        """(batches waiting, bytes waiting, age in seconds of the oldest) for metrics and tests."""
+    def size(self) -> tuple[int, int, float]:
+        """(batches waiting, bytes waiting, age in seconds of the oldest or 0) for tests and benchmarks."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.xlen(STREAM)
-        pipe.get(BYTES)
-        pipe.xrange(STREAM, count=1)
-        length, held, first = pipe.execute()
-        oldest = Entry(first[0][0], b"", "").added_at if first else None
-        return length, int(held or 0), (time.time() - oldest) if oldest is not None else None
+        queue_gauges(pipe)
+        figures = gauges(pipe.execute())
+        return (figures["tspipe_archive_backlog_batches"], figures["tspipe_archive_backlog_bytes"],
+                figures["tspipe_archive_backlog_oldest_seconds"])
 
     @staticmethod
     def _entry(entry_id: bytes, fields: dict) -> Entry:
@@ -136,3 +134,22 @@ class Backlog:
         if not reply:
             return []
         return [self._entry(eid, fields) for eid, fields in reply[0][1] if fields]
+
+
+def queue_gauges(pipe) -> None:
+    """Add the backlog's size reads to an (async or sync) pipeline; `gauges` turns their answers into figures."""
+    pipe.xlen(STREAM)
+    pipe.get(BYTES)
+    pipe.xrange(STREAM, count=1)
+
+
+def gauges(answers: list, now: float | None = None) -> dict[str, float]:
+    """/metrics figures from queue_gauges' three answers: batches and bytes waiting, and how long the oldest has."""
+    length, held, first = answers
+    oldest = Entry(first[0][0], b"", "").added_at if first else None
+    now = time.time() if now is None else now
+    return {
+        "tspipe_archive_backlog_batches": length,
+        "tspipe_archive_backlog_bytes": int(held or 0),
+        "tspipe_archive_backlog_oldest_seconds": round(max(0.0, now - oldest), 3) if oldest is not None else 0,
+    }
