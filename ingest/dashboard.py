@@ -21,7 +21,7 @@ from config import Settings
 from config.logging import mask_text
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from workers import keys
+from store import keys
 
 STATIC = Path(__file__).parent / "static"
 _SERIES = re.compile(r'^tspipe_events_total\{(.*)\}$')

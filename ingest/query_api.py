@@ -15,8 +15,8 @@ from config import Settings
 from ingest.archive_api import archived_transaction
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from workers import keys
-from workers.store import optout_from_hash
+from store import keys
+from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
 

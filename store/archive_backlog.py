@@ -24,12 +24,13 @@ from collections.abc import Sequence
 
 import redis
 
-# The stream of batches (fields: b = msgpack list of Records, s = source), the bytes it holds,
-# and the consumer group of the archive writers.
-STREAM = "ts:archive:backlog"
-BYTES = "ts:archive:backlog:bytes"
-GROUP = "archive"
-METRICS = "ts:metrics"
+from store import keys
+
+# Stream entries' fields: b = the batch (msgpack list of Records), s = source ("callback" or "poll").
+STREAM = keys.ARCHIVE_BACKLOG
+BYTES = keys.ARCHIVE_BACKLOG_BYTES
+GROUP = keys.ARCHIVE_GROUP
+METRICS = keys.METRICS
 DROPPED = "tspipe_archive_dropped_total"
 
 # KEYS[1] stream, KEYS[2] byte counter, KEYS[3] metrics hash.

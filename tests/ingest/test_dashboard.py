@@ -12,7 +12,7 @@ from ingest.app import create_app
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from tspipe.redis_server import free_port
-from workers.store import Store
+from store.state import Store
 from workers.tasks import process_batch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
