@@ -49,3 +49,6 @@ KOMBU_UNACKED = "unacked"
 ARCHIVE_BACKLOG = PREFIX + "archive:backlog"
 ARCHIVE_BACKLOG_BYTES = PREFIX + "archive:backlog:bytes"
 ARCHIVE_GROUP = "archive"
+# An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
+# TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
+OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"
