@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from config.errors import ConfigError
+from config.keywords import validated as keyword_map_text
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
 
@@ -175,6 +176,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Most bytes of events waiting in Redis for the archive (while PostgreSQL is down or slow); past it new events skip the archive and tspipe_archive_dropped_total counts them."),
     Setting("erasure_key", "TSPIPE_ERASURE_KEY", None, _str,
             "Secret for the keyed hash that keeps an erased address's opt-out. Needed by `tspipe erase` and DELETE /v1/subjects; `tspipe run` makes one under TSPIPE_DATA_DIR when unset.", secret=True),
+    Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
+            "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
 
 
@@ -216,6 +219,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     archive_days: int = 90
     archive_backlog_max_bytes: int = 1024 * 1024 * 1024
     erasure_key: str | None = None
+    keywords: str | None = None
 
     @property
     def effective_spool_dir(self) -> str:
