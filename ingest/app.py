@@ -21,17 +21,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config import Settings
+from ingest.archive_api import setup_archive_api
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics, SpoolDamage
+from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
+from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
 from ingest.read_access import NO_TOKEN_HINT, NO_TOKEN_WARNING
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
 from pipeline.signature import SignatureError, SignatureVerifier
+from store import connection
 
 log = structlog.get_logger("tspipe.ingest")
 
@@ -236,6 +240,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[REDIS_KEY].aclose()
 
 
+async def _write_pending(app: web.Application) -> None:
+    """On SIGTERM, write the waiting batch at once.
+
+    aiohttp waits for running handlers before it runs the cleanup context, and
+    those handlers wait for their batch: without this, shutdown would linger a
+    whole batch window (TSPIPE_BATCH_MAX_WAIT_MS) before answering them.
+    """
+    await app[BATCHER_KEY].close()
+
+
 def create_app(settings: Settings) -> web.Application:
     """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
     if not settings.redis_url:
@@ -251,8 +265,8 @@ def create_app(settings: Settings) -> web.Application:
     app[PUBLISHER_KEY] = publisher
     app[BATCHER_KEY] = Batcher(settings, publisher, metrics)
     app[VERIFIER_KEY] = SignatureVerifier(settings.telesign_api_keys, settings.telesign_customer_id)
-    app[REDIS_KEY] = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=READY_TIMEOUT_S, socket_timeout=READY_TIMEOUT_S
+    app[REDIS_KEY] = connection.connect_async(
+        settings.redis_url, connect_timeout=READY_TIMEOUT_S, timeout=READY_TIMEOUT_S, retries=0
     )
     handle_callback = callback_handler(app)
     app.router.add_post(CALLBACKS, handle_callback)
@@ -261,7 +275,11 @@ def create_app(settings: Settings) -> web.Application:
     add_get(app, "/readyz", handle_readyz)
     add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_write_pending)
     setup_query_api(app, settings)
+    setup_archive_api(app, settings)
+    setup_optout_check(app, settings)
     setup_dashboard(app, settings)
+    setup_openapi(app)
     answer_unrouted(app)
     return app

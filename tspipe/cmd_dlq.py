@@ -13,10 +13,9 @@ from tspipe.context import settings_or_exit
 
 
 def _client():
-    import redis
+    from store import connection
 
-    settings = settings_or_exit("dlq", need_redis=True)
-    return redis.Redis.from_url(settings.redis_url)
+    return connection.connect(settings_or_exit("dlq", need_redis=True).redis_url)
 
 
 @click.group("dlq")
@@ -29,15 +28,32 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
 def list_cmd(target: str | None, as_json: bool) -> None:
     """List dead letters, oldest first."""
-    client = _client()  # first: it checks the configuration before anything imports workers
-    from workers import deadletters
+    from store import deadletters
 
-    for entry in deadletters.list_entries(client, target):
+    entries = deadletters.list_entries(_client(), target)
+    if not entries and not as_json:
+        click.echo(f"no dead letters{f' for {target}' if target else ''}")
+    for entry in entries:
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:
             when = dt.datetime.fromtimestamp(entry.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
-            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} attempts={entry.attempts}  {when}  {entry.error}")
+            event_id, webhook_id = _ids(entry)
+            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} event={event_id}  webhook-id={webhook_id}  "
+                       f"attempts={entry.attempts}  {when}  {entry.error}")
+
+
+def _ids(entry) -> tuple[str, str]:
+    """The event id (first of a batch, with how many) and the webhook-id its delivery carries."""
+    from workers.webhooks import batch_id, event_ids
+
+    body = bytes(entry.event)
+    try:
+        ids = event_ids(body)
+    except msgspec.DecodeError:
+        return "-", "-"
+    shown = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1})"
+    return shown, batch_id(ids) if entry.kind == "destination" else "-"
 
 
 @dlq.command("replay")
@@ -46,20 +62,24 @@ def list_cmd(target: str | None, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Every entry (required when neither filter is given).")
 def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
+    from store import deadletters
+    from workers.app import make_celery
+    from workers.replay import replay, unreplayable
+
     if not (target or entry_ids or replay_all):
         raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
-    client = _client()
-    from workers import deadletters
-    from workers.app import make_celery
-
     try:
         make_celery().set_current()
+        client = _client()
         entries = deadletters.list_entries(client, target)
         if entry_ids:
             entries = [e for e in entries if e.id in entry_ids]
-        count = deadletters.replay(client, entries)
+        missing = unreplayable(entries)
+        count = replay(client, entries)
     except TspipeError as exc:
         raise click.ClickException(str(exc)) from None
+    for name, (skipped, why) in missing.items():
+        click.echo(f"tspipe dlq replay: {skipped} entr{'y' if skipped == 1 else 'ies'} for {name!r} kept: {why}", err=True)
     click.echo(f"replayed {count} of {len(entries)}", err=True)
     if count < len(entries):
         sys.exit(1)
@@ -70,9 +90,8 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_cmd(target: str | None, yes: bool) -> None:
     """Delete dead letters for good."""
-    client = _client()
-    from workers import deadletters
+    from store import deadletters
 
     if not yes:
         click.confirm("Delete these dead letters for good?", abort=True)
-    click.echo(f"purged {deadletters.purge(client, target)}", err=True)
+    click.echo(f"purged {deadletters.purge(_client(), target)}", err=True)

@@ -21,11 +21,11 @@ from typing import Any
 
 import msgspec
 from celery import Task
-from celery.signals import import_modules, task_failure
+from celery.signals import import_modules, task_failure, worker_init
 
 from config import get_settings
 from pipeline.event import EVENT_DECODER, Event
-from workers import deadletters
+from store import connection, deadletters
 from workers.destinations import Filter
 
 GROUP = "tspipe.plugins"
@@ -79,8 +79,14 @@ def plugin_names() -> set[str]:
 
 
 @import_modules.connect
+@worker_init.connect
 def _load_on_worker_start(sender: Any = None, **_: Any) -> None:
-    """The worker must know plug-in task names before the first one arrives."""
+    """The worker must know plug-in task names before the first one arrives.
+
+    Celery sends import_modules before it imports `include` (this module among
+    them), so that receiver alone never ran in `tspipe worker`: worker_init
+    comes after the imports and before the consumer builds its task table.
+    """
     load_plugins()
 
 
@@ -90,8 +96,6 @@ def _dead_letter_plugin(sender: Task | None = None, args: tuple = (), exception:
     """task_failure fires only once retries are exhausted (a retry is not a failure)."""
     if sender is None or sender.name not in plugin_names() or not args:
         return
-    from workers.delivery import redis_client
-
     attempts = (sender.request.retries or 0) + 1
     entry = deadletters.new_entry("plugin", sender.name, msgspec.json.encode(args[0]), repr(exception), attempts)
-    deadletters.add(redis_client(), entry)
+    deadletters.add(connection.shared(get_settings().redis_url), entry)

@@ -23,16 +23,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import redis
 import structlog
 from celery import shared_task
 
 from config import Settings, get_settings
-from workers import keys
-from workers.store import RELEASE_LOCK
+from store import connection, keys, locks
 
 log = structlog.get_logger("tspipe.reconcile")
 
@@ -90,16 +89,21 @@ def default_apply(body: bytes) -> None:
     # Imported here: workers.tasks imports this module's app, so a top-level import would be circular.
     from pipeline import decode
     from pipeline.event import Source
-    from workers.tasks import apply_and_fan_out, get_store
+    from pipeline.record import Record, encode_batch
+    from workers.tasks import apply_and_fan_out, get_store, queue_for_archive
 
-    apply_and_fan_out(get_store(), [decode(body, source=Source.POLL)])
+    received = time.time()
+    event = decode(body, source=Source.POLL, received_at=datetime.fromtimestamp(received, tz=timezone.utc))
+    store = get_store()
+    queue_for_archive(store, encode_batch([Record(body, received, None, "reconcile")]), 1, Source.POLL.value)
+    apply_and_fan_out(store, [event])
 
 
 def reconcile_once(client: redis.Redis, settings: Settings, apply: Apply = default_apply) -> int:
     """Poll every due message once; returns how many answers were applied."""
-    token = uuid.uuid4().hex
     ttl = lock_ttl(settings)
-    if not client.set(keys.RECONCILE_LOCK, token, nx=True, ex=ttl):
+    token = locks.acquire(client, keys.RECONCILE_LOCK, ttl)
+    if token is None:
         return 0
     # No poll starts after this, so the run ends before its lock expires.
     deadline = time.monotonic() + ttl - POLL_MAX_S - 5
@@ -125,12 +129,11 @@ def reconcile_once(client: redis.Redis, settings: Settings, apply: Apply = defau
     finally:
         if errors:
             client.hincrby(keys.METRICS, ERRORS_METRIC, errors)
-        client.register_script(RELEASE_LOCK)(keys=[keys.RECONCILE_LOCK], args=[token])
+        locks.release(client, keys.RECONCILE_LOCK, token)
     return applied
 
 
 @shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> int:
-    from workers.delivery import redis_client
-
-    return reconcile_once(redis_client(), get_settings())
+    settings = get_settings()
+    return reconcile_once(connection.shared(settings.redis_url), settings)

@@ -3,7 +3,7 @@
 `tspipe.ingest_batch` never fails a batch because of one body: a body that
 does not decode is quarantined with its reason, and the rest is applied.
 Redis errors do raise. Celery then acknowledges the failed message, but the
-batch stays in the journal (workers/journal.py) until it is applied, and the
+batch stays in the journal (store/journal.py) until it is applied, and the
 journal sweep queues it again; the store's dedup makes a second pass
 side-effect-free.
 """
@@ -21,12 +21,16 @@ import structlog
 
 import pipeline
 from config import get_settings
+from config.keywords import keyword_map
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
-from workers import actions, fanout, journal
+from store import journal
+from store.archive_backlog import Backlog
+from store.quarantine import QuarantineEntry
+from store.state import Store
+from workers import actions, fanout
 from workers.app import app
-from workers.store import QuarantineEntry, Store
 from workers.telesign_client import TelesignError, send_reply
 
 log = structlog.get_logger("tspipe.worker")
@@ -47,8 +51,31 @@ def get_store() -> Store:
 
 
 def reset_store() -> None:
-    global _store
+    global _store, _backlog
     _store = None
+    _backlog = None
+
+
+_backlog: Backlog | None = None
+
+
+def archive_backlog(store: Store) -> Backlog | None:
+    """The archive's backlog on the store's Redis, or None when the archive is off (DATABASE_URL unset)."""
+    global _backlog
+    settings = get_settings()
+    if not settings.database_url:
+        return None
+    if _backlog is None or _backlog.client is not store.client:
+        _backlog = Backlog(store.client, settings.archive_backlog_max_bytes)
+    return _backlog
+
+
+def queue_for_archive(store: Store, blob: bytes, records: int, source: str = "callback") -> None:
+    """Hand the batch to the archive writer through Redis (see store/archive_backlog.py); never waits on PostgreSQL."""
+    backlog = archive_backlog(store)
+    if backlog is not None and not backlog.add(blob, records, source):
+        log.error("archive backlog full: batch not archived", records=records,
+                  hint="the archive writer (tspipe archive) is behind or PostgreSQL is down; see tspipe_archive_dropped_total")
 
 
 def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
@@ -69,14 +96,16 @@ def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
 
 
 def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineEntry]]:
-    """Decode every record; failures become quarantine entries instead of exceptions."""
+    """Decode every record with the sender's keyword map; failures become quarantine entries instead of exceptions."""
     events: list[Event] = []
     bad: list[QuarantineEntry] = []
     decode = pipeline.decode
+    keywords = keyword_map(get_settings().keywords)
     for record in records:
         try:
             received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
-            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received))
+            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received,
+                                 keywords=keywords))
         except InvalidCallback as exc:
             bad.append(_quarantine_entry(record, str(exc) or type(exc).__name__))
         except Exception as exc:  # a decoder bug must not poison the whole batch either
@@ -93,7 +122,7 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
     if not fanout.has_targets():
         return store.apply_batch_with_outbox(events, outbox=False)[0]
     applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed)
+    fanout.fan_out(applied + unconfirmed, store.client)
     store.confirm_fanout(applied + unconfirmed)
     return applied
 
@@ -101,7 +130,12 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
     """Decode, quarantine, apply, queue auto-replies, fan out. Returns the newly applied events."""
     store = store or get_store()
-    events, bad = decode_records(decode_batch(blob))
+    records = decode_batch(blob)
+    events, bad = decode_records(records)
+    # Before applying: a worker killed after applying would otherwise leave the batch applied but
+    # never archived (its redelivery is all duplicates). The archive is idempotent on event_id.
+    if events:
+        queue_for_archive(store, blob, len(records))
     store.quarantine(bad)
     applied = apply_and_fan_out(store, events)
     # Replies are queued for every event that asks for one, duplicates included:
@@ -141,7 +175,7 @@ def ingest_batch(self, blob: bytes) -> int:
 
 @app.task(name=JOURNAL_SWEEP_TASK)
 def journal_sweep() -> int:
-    """Beat: queue again the batches lost between Redis and a worker (see workers/journal.py)."""
+    """Beat: queue again the batches lost between Redis and a worker (see store/journal.py)."""
     settings = get_settings()
     requeued, in_flight, gave_up = journal.Sweep(
         get_store().client, settings.queue, grace=settings.journal_grace_seconds
@@ -163,13 +197,21 @@ def journal_sweep() -> int:
     max_retries=AUTOREPLY_MAX_RETRIES,
 )
 def autoreply(self, payload: dict) -> str:
-    """Send one auto-reply. Claimed per event id so a duplicate event never sends twice."""
+    """Send one auto-reply, exactly once per event id.
+
+    The claim (store/state.py) lets one task send: duplicates of the event
+    (Telesign retries, a redelivered batch) queue tasks whose claim is
+    refused. Once sent, the claim says so, and a redelivery of this very task
+    sends nothing; when it gives up, the claim is released with the dead
+    letter, so `tspipe dlq replay` (a new task id) can claim and send it.
+    """
     settings = get_settings()
     store = get_store()
-    if not store.claim_autoreply(payload["event_id"], self.request.id, settings.dedup_ttl_seconds):
+    event_id, claimer = payload["event_id"], self.request.id or payload["event_id"]
+    if not store.claim_autoreply(event_id, claimer, settings.dedup_ttl_seconds):
         return "duplicate"
     if not settings.telesign_customer_id or not settings.telesign_api_keys:
-        store.dead_letter({"kind": "autoreply", "payload": payload, "error": "no Telesign credentials", "attempts": 0})
+        _give_up(store, payload, claimer, "no Telesign credentials", 0)
         return "no-credentials"
     try:
         send_reply(
@@ -179,9 +221,19 @@ def autoreply(self, payload: dict) -> str:
         )
     except TelesignError as exc:
         if self.request.retries >= self.max_retries:
-            store.dead_letter(
-                {"kind": "autoreply", "payload": payload, "error": str(exc), "attempts": self.request.retries + 1}
-            )
+            _give_up(store, payload, claimer, str(exc), self.request.retries + 1)
             return "dead-lettered"
         raise
+    store.autoreply_sent(event_id, claimer)
     return "sent"
+
+
+def _give_up(store: Store, payload: dict, claimer: str, error: str, attempts: int) -> None:
+    """Dead-letter the reply, then free its claim.
+
+    A crash in between redelivers this task (late acks) with its own id, which still
+    holds the claim: it tries again and ends here again. A second dead letter of the
+    same reply is harmless, since only one replayed task can claim it.
+    """
+    store.dead_letter({"kind": "autoreply", "payload": payload, "error": error, "attempts": attempts})
+    store.release_autoreply(payload["event_id"], claimer)

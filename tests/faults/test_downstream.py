@@ -12,9 +12,11 @@ from aiohttp import web
 
 from pipeline.record import Record, encode_batch
 from tests.faults.support import unique_callbacks
-from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, wait_for
-from tests.workers.test_delivery import dest
-from workers import deadletters, tasks
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, verify_all, wait_for
+from tests.workers.test_delivery import SECRET, dest
+from store import deadletters
+from workers.replay import replay
+from workers import tasks
 
 EVENTS = 60
 
@@ -35,7 +37,7 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
         destinations_env(monkeypatch, redis_url,
                          [dest("flaky", server, max_attempts=2, circuit_threshold=1000)])
         tasks.reset_store()
-        with celery_worker():
+        with delivery_engine():
             blob = encode_batch([Record(b, time.time(), ch, f"r{i}")
                                  for i, (ch, b) in enumerate(unique_callbacks(EVENTS))])
             applied = tasks.process_batch(blob)
@@ -46,7 +48,7 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
             delivered_before = len(delivered)
             attempts = len(server.calls)
             state["fail_rate"] = 0.0
-            replayed = deadletters.replay(client, deadletters.list_entries(client))
+            replayed = replay(client, deadletters.list_entries(client))
             assert wait_for(lambda: len(delivered) >= len(applied), timeout=30)
             time.sleep(0.3)
         dlq_after = len(deadletters.list_entries(client))
@@ -59,4 +61,5 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
     assert dlq_before > 0  # with 2 attempts at 50%, some must have been dead-lettered
     assert replayed == dlq_before and dlq_after == 0
     assert len(delivered) == len(applied)
+    verify_all(SECRET, server.calls)
     client.close()

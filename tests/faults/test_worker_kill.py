@@ -5,6 +5,7 @@ of any webhook-id it already accepted... beyond what webhook-id dedup absorbs (w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,10 +18,11 @@ from aiohttp import web
 
 from pipeline.record import Record
 from tests.faults.support import reference_id, unique_callbacks
-from tests.workers.delivery_support import HttpServer, wait_for
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, verify_all, wait_for
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
-from tests.workers.test_delivery import dest
-from workers import keys
+from tests.workers.test_delivery import SECRET, dest
+from store import keys
+from tests.conftest import REPO_ROOT
 
 N_BATCHES, PER_BATCH = 12, 250
 
@@ -29,11 +31,13 @@ async def ok(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) -> None:
+def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, monkeypatch) -> None:
     client = redis.Redis.from_url(redis_url)
-    with HttpServer(ok) as server:
+    with HttpServer(ok) as server, contextlib.ExitStack() as stack:
+        destinations_env(monkeypatch, redis_url, [dest("hook", server, filter={"final_only": True})])
+        stack.enter_context(delivery_engine())
         destinations = json.dumps([dest("hook", server, filter={"final_only": True})])
-        env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, TSPIPE_DESTINATIONS=destinations,
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, TSPIPE_DESTINATIONS=destinations,
                    TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"))
         callbacks = unique_callbacks(N_BATCHES * PER_BATCH)
         for b in range(N_BATCHES):
@@ -52,7 +56,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
             assert wait_for(lambda: settled(client), timeout=40)
             requeued = requeue_lost(client)
             assert wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) >= total, timeout=40)
-            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=12)
+            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=60)
             time.sleep(0.3)
         finally:
             second.terminate()
@@ -75,4 +79,5 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
     assert set(history_lengths) == {1}
     # Before the dedup key doubled as an outbox flag, a kill between apply and fan-out lost ~90-200 deliveries here.
     assert len(ids) == finals  # each final event delivered; repeats (if any) share a webhook-id
+    verify_all(SECRET, calls)
     client.close()

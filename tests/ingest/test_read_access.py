@@ -1,5 +1,6 @@
 """The read endpoints share one token rule: the API takes only the header, the dashboard page also ?token=."""
 
+import io
 import socket
 
 import aiohttp
@@ -7,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from config import load_settings
+from config.logging import configure_logging
 from ingest.app import create_app
 
 
@@ -36,17 +38,20 @@ def _non_loopback_address() -> str | None:
     return None
 
 
-async def test_without_a_token_read_api_and_dashboard_answer_loopback_clients_only(redis_url, tmp_path, capsys):
+async def test_without_a_token_read_api_and_dashboard_answer_loopback_clients_only(redis_url, tmp_path):
     """Issue 11, item 6: with TSPIPE_API_TOKEN unset and the default bind of 0.0.0.0, phone numbers are
     served only to this host; anyone else gets a 403 with a JSON reason, and start-up warns."""
     other = _non_loopback_address()
     if other is None:
         pytest.skip("this machine has no non-loopback IPv4 address to connect from")
-    app = create_app(load_settings({"REDIS_URL": redis_url}, spool_dir=str(tmp_path / "spool")))
+    settings = load_settings({"REDIS_URL": redis_url}, spool_dir=str(tmp_path / "spool"))
+    logs = io.StringIO()
+    configure_logging(settings, stream=logs)
+    app = create_app(settings)
     server = TestServer(app, host="0.0.0.0")
     await server.start_server()
     try:
-        assert "TSPIPE_API_TOKEN is not set" in capsys.readouterr().out
+        assert "TSPIPE_API_TOKEN is not set" in logs.getvalue()
         async with aiohttp.ClientSession() as session:
             for path in ("/v1/opt-outs", "/v1/opt-outs/15550001111", "/v1/transactions/ref-1", "/dashboard/data.json",
                          "/dashboard"):

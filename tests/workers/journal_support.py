@@ -14,13 +14,12 @@ import redis
 
 from ingest.task_message import ingest_batch_message
 from pipeline.record import Record, encode_batch
-from workers import journal, keys
+from store import journal, keys
+from tests.conftest import REPO_ROOT
 
 QUEUE = "tspipe.ingest"
 # The real app with a 2 s visibility timeout, so a killed worker's batch comes back quickly.
 WORKER_CMD = [sys.executable, "-m", "tests.workers.run_worker"]
-# Tests run in their own tmp_path (tests/conftest.py): the worker finds the `tests` package through this.
-REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def enqueue(client: redis.Redis, records: list[Record], queue: str = QUEUE) -> str:

@@ -13,11 +13,12 @@ from celery.contrib.testing.worker import start_worker
 
 from config.settings import reset_settings_cache
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
-from tests.conftest import fixture_bodies
-from workers import app, keys, tasks
+from tests.conftest import REPO_ROOT, fixture_bodies
+from store import keys
+from workers import app, tasks
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
-from workers.store import Store
+from store.state import Store
 
 
 def wait_for(predicate, timeout: float = 15.0, progress=None) -> None:
@@ -107,7 +108,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
         enqueue(env.client, [Record(base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode()),
                                     time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
-    worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
+    worker_env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     kill_while_applying(env.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
     done_before = len(env.client.keys(keys.DEDUP.format(event_id="*")))
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
