@@ -23,6 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
+from redis.exceptions import RedisError
 
 from config import Settings
 from ingest.spool import Spool, SpoolFull, UnreadableFrame
@@ -94,7 +95,7 @@ class Publisher:
                 try:
                     while self.outage and await loop.run_in_executor(self._executor, self._replay_sync):
                         replayed += 1
-                except (redis.RedisError, OSError) as exc:
+                except (RedisError, OSError) as exc:
                     log.debug("spool replay deferred; redis still failing", error=type(exc).__name__)
                 except Exception:
                     # Not Redis: retrying will not help and nobody would see a debug line while the
