@@ -15,12 +15,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 import msgspec
 
 LOCK_FILE = "run.lock"
 STATE_FILE = "run.json"
+PROBE_RETRIES = 3
 
 
 class RunState(msgspec.Struct, frozen=True):
@@ -49,13 +51,18 @@ class RunLock:
         """Take the lock or raise AlreadyRunning (with the owner's pid and URL); never blocks."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            raise AlreadyRunning(_read_state(self.dir)) from None
+        for attempt in range(PROBE_RETRIES + 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES) or attempt == PROBE_RETRIES:
+                    os.close(fd)
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    raise AlreadyRunning(_read_state(self.dir)) from None
+                # Maybe only another command's live_run() probe, which holds a shared lock for microseconds.
+                time.sleep(0.05)
         self._fd = fd
         return self
 

@@ -218,3 +218,11 @@ def test_readme_walkthrough_gives_the_answers_it_shows(running):
             assert expected is None or expected in output, f"{command}\n{output}"
     transaction = json.loads(_get(base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A")[1])
     assert len(transaction["history"]) == 1  # the samples used reference ids of their own
+
+
+def test_run_with_an_unusable_data_dir_says_so_in_one_line(tmp_path):
+    env = _env(tmp_path, free_port())
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    result = _tspipe(env, "run", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert result.stderr.strip().startswith("tspipe run: cannot use TSPIPE_DATA_DIR") and "\n" not in result.stderr.strip()
