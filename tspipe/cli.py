@@ -25,6 +25,7 @@ def cli() -> None:
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
+from tspipe.cmd_optouts import optouts  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
@@ -41,6 +42,7 @@ cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(optouts)
 
 
 def main() -> None:

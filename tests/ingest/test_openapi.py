@@ -41,7 +41,6 @@ NOT_SERVED_YET = {
     "/v1/events": "archive (issue 13)",
     "/v1/subjects/{address}": "archive (issue 13)",
     "/v1/stats": "insight (issue 15)",
-    "/v1/opt-outs/check": "keywords (issue 16)",
 }
 
 CONFIG = SchemathesisConfig.from_dict({
