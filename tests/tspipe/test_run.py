@@ -89,7 +89,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
         url = base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A"
         status, payload = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(url)), 60, "the transaction")
         assert b"3000" in payload and json.loads(payload)
-        _wait(lambda: b"batch applied" in b"".join(chunks), 20, "the worker's batch line")
+        _wait(lambda: b"batch applied" in b"".join(chunks), 60, "the worker's batch line")
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -225,7 +225,7 @@ def test_readme_walkthrough_gives_the_answers_it_shows(running):
             return result.stdout
 
         if command.startswith("curl -s http"):  # a read: the worker applies asynchronously
-            _wait(lambda: expected in run(), 30, f"{command!r} to answer {expected!r}")
+            _wait(lambda: expected in run(), 60, f"{command!r} to answer {expected!r}")
         else:
             output = run()
             assert expected is None or expected in output, f"{command}\n{output}"
