@@ -96,10 +96,10 @@ def test_beat_maintenance_runs_ahead_of_an_ingest_backlog(redis_url: str, tmp_pa
         worker = subprocess.Popen([TSPIPE, "worker", "--concurrency=1", "--pool=solo"], env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
         try:
-            assert wait_for(lambda: client.llen(queue) < backlog - 5, timeout=30), "the worker applied nothing"
+            assert wait_for(lambda: client.llen(queue) < backlog - 5, timeout=60), "the worker applied nothing"
             entry = app.conf.beat_schedule["tspipe-journal-sweep"]
             app.send_task(entry["task"], **entry["options"])  # what beat does each period
-            swept = wait_for(lambda: client.hexists(keys.JOURNAL_REQUEUES, lost_id), timeout=30)
+            swept = wait_for(lambda: client.hexists(keys.JOURNAL_REQUEUES, lost_id), timeout=60)
             left = client.llen(queue)
         finally:
             worker.terminate()
