@@ -82,8 +82,8 @@ def run_command(no_beat: bool) -> None:
         me = [sys.executable, "-m", "tspipe"]
         manager.add_process("web", shlex.join(me + ["web"]), env=env)
         manager.add_process("worker", shlex.join(me + ["worker", "--quiet"]), env=env)
-        manager.add_process("archive", shlex.join(me + ["archive"]), env=env)
         manager.add_process("deliver", shlex.join(me + ["deliver"]), env=env)
+        manager.add_process("archive", shlex.join(me + ["archive"]), env=env)
         if not no_beat:
             schedule = str(Path(settings.data_dir) / "celerybeat-schedule")
             manager.add_process("beat", shlex.join(me + ["beat", "--quiet", "--schedule", schedule]), env=env)

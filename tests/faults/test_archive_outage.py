@@ -75,7 +75,7 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
                                 stdout=(tmp_path / "archive.log").open("wb"), stderr=subprocess.STDOUT)
     expected: set[str] = set()
     n = 0
-    peak_backlog = applied_while_down = queued_while_down = 0
+    worst_queue = peak_backlog = 0
     stopped = restarted = False
     began = time.monotonic()
     try:
@@ -83,8 +83,10 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
             if not stopped and elapsed >= DOWN_AT_S:
                 pg.stop()  # pg_ctl stop: every connection is cut
                 stopped = True
+                queue_at_stop, sent_at_stop = client.llen("tspipe.ingest"), n
             if stopped and not restarted and elapsed >= DOWN_AT_S + DOWN_FOR_S:
-                applied_while_down, queued_while_down = _applied(client), len(expected)
+                applied_while_down = (n - sent_at_stop) / BATCH - (client.llen("tspipe.ingest") - queue_at_stop)
+                sent_while_down = (n - sent_at_stop) / BATCH
                 pg.start()
                 restarted = True
             records = []
@@ -95,6 +97,7 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
                     expected.add(pipeline.event_id_for(body))
             enqueue(client, records)
             if stopped and not restarted:
+                worst_queue = max(worst_queue, client.llen("tspipe.ingest"))
                 peak_backlog = max(peak_backlog, Backlog(client).size()[1])
             time.sleep(max(0.0, began + n / RATE - time.monotonic()))
         assert stopped and restarted
@@ -122,21 +125,16 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
     doubled = [event_id for event_id, count in rows if count > 1]
     missing = expected - archived
     print(f"\narchive outage: {len(expected)} events, PostgreSQL down {DOWN_FOR_S:.0f}s, peak backlog "
-          f"{peak_backlog / 1e6:.1f} MB, {applied_while_down} of {queued_while_down} applied before it came back, caught up "
+          f"{peak_backlog / 1e6:.1f} MB, worker queue during outage <= {worst_queue} batches, caught up "
           f"{caught_up_s:.1f}s after restart; missing {len(missing)}, doubled {len(doubled)}")
     assert not missing, f"{len(missing)} events missing from the archive"
     assert not doubled, f"{len(doubled)} events archived twice"
     assert archived == expected
     assert peak_backlog > 0  # the events did wait in Redis
-    # The workers were not held up by PostgreSQL: they kept applying while it was down (a generous
-    # bound: the machine is shared), and no worker ever connects to it (only the archive writer does).
-    assert applied_while_down >= queued_while_down / 2, (applied_while_down, queued_while_down)
+    # The workers were not held up by PostgreSQL: they kept applying batches throughout the outage.
+    # (A worker waiting on PostgreSQL applies none; a loaded 2-core machine can still lag the producer,
+    # so this compares the worker's progress, not its queue length, with what was sent.)
+    assert applied_while_down >= 0.25 * sent_while_down, (applied_while_down, sent_while_down, worst_queue)
     assert b"PostgreSQL unavailable" in (tmp_path / "archive.log").read_bytes()
+    # No worker ever connects to PostgreSQL: only the archive writer does.
     assert clients == {"tspipe-archive"}, clients
-
-
-def _applied(client: redis.Redis) -> int:
-    """Events the workers have applied so far (their counters in Redis)."""
-    from store import keys
-
-    return sum(int(v) for k, v in client.hgetall(keys.METRICS).items() if k.startswith(b"tspipe_events_total"))
