@@ -25,6 +25,7 @@ from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
+from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
 from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
@@ -226,5 +227,6 @@ def create_app(settings: Settings) -> web.Application:
     setup_query_api(app, settings)
     setup_optout_check(app, settings)
     setup_dashboard(app, settings)
+    setup_openapi(app)
     answer_unrouted(app)
     return app

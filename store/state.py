@@ -136,7 +136,9 @@ for _, e in ipairs(entries) do
         redis.call('HSET', ok, 'opted_out', out, 'channel', e.channel or '', 'keyword', e.keyword or '',
           'ts', e.ts, 'updated_at', e.iso)
         if out == 1 then
-          redis.call('ZADD', cfg.optout_index, e.ts, e.addr)
+          -- Scored by when the opt-out was applied (NX: a repeated STOP keeps the first time): the
+          -- dashboard counts today's, and paging by rank sees new entries only at the end.
+          redis.call('ZADD', cfg.optout_index, 'NX', now, e.addr)
         else
           redis.call('ZREM', cfg.optout_index, e.addr)
         end

@@ -33,6 +33,8 @@ IMPORT_CHUNK = 2000
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
 IMPORT = r"""
 local rows = cmsgpack.unpack(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local written, stopped, started = 0, 0, 0
 local changes = {stop = 0, start = 0}
 for i, r in ipairs(rows) do
@@ -44,7 +46,7 @@ for i, r in ipairs(rows) do
     local out = (action == 'stop') and 1 or 0
     redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
     if out == 1 then
-      redis.call('ZADD', KEYS[1], ts, address)
+      redis.call('ZADD', KEYS[1], 'NX', now, address)  -- scored by when it was applied, as in the apply script
       if cur[2] ~= '1' then stopped = stopped + 1 end
     else
       redis.call('ZREM', KEYS[1], address)
@@ -62,13 +64,6 @@ return {written, stopped, started}
 """
 
 
-class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
-    """One opted-out address, as the bulk check answers it (GET /v1/opt-outs/{address} has the details)."""
-
-    address: str
-    updated_at: str
-
-
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
     """One opt-out change to import: what a STOP or START callback would have written."""
 
@@ -77,10 +72,6 @@ class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
     channel: str
     keyword: str
     ts: float  # unix time of the change
-
-    @property
-    def iso(self) -> str:
-        return iso_time(self.ts)
 
 
 class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,20 +124,23 @@ def check_command(addresses: Sequence[str]) -> bytes:
     return hiredis.pack_command(("ZMSCORE", keys.OPTOUT_INDEX, *addresses))
 
 
-def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[Suppressed]:
-    """ZMSCORE's answer (one score or nil per address) as Suppressed entries, in the order asked."""
-    return [Suppressed(address=address, updated_at=iso_time(float(score)))
-            for address, score in zip(addresses, scores) if score is not None]
+def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[str]:
+    """The opted-out addresses, in the order asked, from ZMSCORE's answer (one score or nil per address).
+
+    The score is when tspipe applied the opt-out, not when the end user sent it, so
+    it is not answered; GET /v1/opt-outs/{address} has the channel, keyword and time.
+    """
+    return [address for address, score in zip(addresses, scores) if score is not None]
 
 
-def check(client: redis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
+def check(client: redis.Redis, addresses: Sequence[str]) -> list[str]:
     """Which of `addresses` are opted out, in one round trip (sync: tests, CLI)."""
     if not addresses:
         return []
     return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
 
 
-async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
+async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[str]:
     """The web process's bulk check: one packed command on one pooled connection, one round trip."""
     if not addresses:
         return []
@@ -190,7 +184,7 @@ class Listed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def export(client: redis.Redis, page: int = 2000) -> Iterable[Listed]:
-    """Every opted-out address, oldest opt-out first, read a page (one pipeline) at a time."""
+    """Every opted-out address, in the order they were applied, read a page (one pipeline) at a time."""
     offset = 0
     while True:
         addresses = [a.decode() for a in client.zrange(keys.OPTOUT_INDEX, offset, offset + page - 1)]
