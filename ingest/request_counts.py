@@ -44,7 +44,10 @@ def add_counted(app: web.Application, method: str, path: str, handler: Handler) 
             metrics.count_request(path, response.status)
         return response
 
-    app.router.add_route(method, path, counted)
+    if method == hdrs.METH_GET:
+        app.router.add_get(path, counted)  # and HEAD, as aiohttp's add_get does
+    else:
+        app.router.add_route(method, path, counted)
 
 
 def answer_unrouted(app: web.Application) -> None:
