@@ -13,7 +13,7 @@ Scripts take every key through KEYS; ARGV carries only values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import hiredis
 import msgspec
@@ -140,24 +140,54 @@ def check(client: redis.Redis, addresses: Sequence[str]) -> list[str]:
     return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
 
 
-async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[str]:
-    """The web process's bulk check: one packed command on one pooled connection, one round trip."""
+# KEYS: for each address asked about, its opt-out hash then its keyed-hash record (2 keys per address).
+# Returns the 1-based positions of the addresses that have no opt-out hash but whose keyed record says
+# opted out: an erased address keeps its opt-out only there, and GET /v1/opt-outs/{address} falls back
+# to it the same way (the plain hash, when there is one, decides).
+CHECK_ERASED = r"""
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('HGET', KEYS[i + 1], 'opted_out') == '1' then
+    out[#out + 1] = (i + 1) / 2
+  end
+end
+return out
+"""
+
+
+async def check_async(client: aioredis.Redis, addresses: Sequence[str],
+                      erased_key: Callable[[str], str] | None = None) -> list[str]:
+    """The web process's bulk check: packed commands on one pooled connection, one round trip.
+
+    `erased_key(address)` names an address's keyed-hash opt-out record, where
+    erasure keeps an opt-out once the address itself is gone; when given, those
+    are looked up in the same round trip (a second command in the same packet).
+    """
     if not addresses:
         return []
-    packed = check_command(addresses)
+    packed = [check_command(addresses)]
+    if erased_key is not None:
+        pairs = [key for address in addresses for key in (keys.OPTOUT.format(address=address), erased_key(address))]
+        packed.append(hiredis.pack_command(("EVAL", CHECK_ERASED, len(pairs), *pairs)))
     pool = client.connection_pool
     connection = await pool.get_connection()
     try:
         await connection.send_packed_command(packed)
-        scores = await connection.read_response()
+        replies = [await connection.read_response() for _ in packed]
     except BaseException:
         await connection.disconnect()  # a half-read answer must not reach the next user of this connection
         raise
     finally:
         await pool.release(connection)
-    if isinstance(scores, Exception):
-        raise scores
-    return check_answer(addresses, scores)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    if len(replies) == 1:
+        return check_answer(addresses, replies[0])
+    opted = [score is not None for score in replies[0]]
+    for position in replies[1]:
+        opted[int(position) - 1] = True
+    return [address for address, out in zip(addresses, opted) if out]
 
 
 def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
