@@ -13,7 +13,7 @@ Scripts take every key through KEYS; ARGV carries only values.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import hiredis
 import msgspec
@@ -28,13 +28,13 @@ CHECK_MAX = 1000
 IMPORT_CHUNK = 2000
 
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
-# ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first.
-# The same rule and fields as the batch apply script's opt-out change: only a newer row applies.
+# ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first;
+# ARGV[2]: now (unix seconds), when the import records its opt-outs.
+# The same rule and fields as the batch apply script's opt-out change: only a newer row applies, and the
+# index is scored by when tspipe recorded the opt-out (NX: a repeated STOP keeps the first time).
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
 IMPORT = r"""
 local rows = cmsgpack.unpack(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local written, stopped, started = 0, 0, 0
 local changes = {stop = 0, start = 0}
 for i, r in ipairs(rows) do
@@ -46,7 +46,7 @@ for i, r in ipairs(rows) do
     local out = (action == 'stop') and 1 or 0
     redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
     if out == 1 then
-      redis.call('ZADD', KEYS[1], 'NX', now, address)  -- scored by when it was applied, as in the apply script
+      redis.call('ZADD', KEYS[1], 'NX', ARGV[2], address)
       if cur[2] ~= '1' then stopped = stopped + 1 end
     else
       redis.call('ZREM', KEYS[1], address)
@@ -64,6 +64,18 @@ return {written, stopped, started}
 """
 
 
+class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
+    """One opted-out address, as the bulk check answers it (GET /v1/opt-outs/{address} has the details).
+
+    `recorded_at` is when tspipe recorded the opt-out (the index's score, so the
+    check stays one native command); the STOP's own time is the opt-out's
+    `updated_at` in GET /v1/opt-outs/{address}.
+    """
+
+    address: str
+    recorded_at: str
+
+
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
     """One opt-out change to import: what a STOP or START callback would have written."""
 
@@ -72,6 +84,10 @@ class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
     channel: str
     keyword: str
     ts: float  # unix time of the change
+
+    @property
+    def iso(self) -> str:
+        return iso_time(self.ts)
 
 
 class ImportResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,82 +140,50 @@ def check_command(addresses: Sequence[str]) -> bytes:
     return hiredis.pack_command(("ZMSCORE", keys.OPTOUT_INDEX, *addresses))
 
 
-def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[str]:
-    """The opted-out addresses, in the order asked, from ZMSCORE's answer (one score or nil per address).
-
-    The score is when tspipe applied the opt-out, not when the end user sent it, so
-    it is not answered; GET /v1/opt-outs/{address} has the channel, keyword and time.
-    """
-    return [address for address, score in zip(addresses, scores) if score is not None]
+def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[Suppressed]:
+    """ZMSCORE's answer (one score or nil per address) as Suppressed entries, in the order asked."""
+    return [Suppressed(address=address, recorded_at=iso_time(float(score)))
+            for address, score in zip(addresses, scores) if score is not None]
 
 
-def check(client: redis.Redis, addresses: Sequence[str]) -> list[str]:
+def check(client: redis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
     """Which of `addresses` are opted out, in one round trip (sync: tests, CLI)."""
     if not addresses:
         return []
     return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
 
 
-# KEYS: for each address asked about, its opt-out hash then its keyed-hash record (2 keys per address).
-# Returns the 1-based positions of the addresses that have no opt-out hash but whose keyed record says
-# opted out: an erased address keeps its opt-out only there, and GET /v1/opt-outs/{address} falls back
-# to it the same way (the plain hash, when there is one, decides).
-CHECK_ERASED = r"""
-local out = {}
-for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('HGET', KEYS[i + 1], 'opted_out') == '1' then
-    out[#out + 1] = (i + 1) / 2
-  end
-end
-return out
-"""
-
-
-async def check_async(client: aioredis.Redis, addresses: Sequence[str],
-                      erased_key: Callable[[str], str] | None = None) -> list[str]:
-    """The web process's bulk check: packed commands on one pooled connection, one round trip.
-
-    `erased_key(address)` names an address's keyed-hash opt-out record, where
-    erasure keeps an opt-out once the address itself is gone; when given, those
-    are looked up in the same round trip (a second command in the same packet).
-    """
+async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
+    """The web process's bulk check: one packed command on one pooled connection, one round trip."""
     if not addresses:
         return []
-    packed = [check_command(addresses)]
-    if erased_key is not None:
-        pairs = [key for address in addresses for key in (keys.OPTOUT.format(address=address), erased_key(address))]
-        packed.append(hiredis.pack_command(("EVAL", CHECK_ERASED, len(pairs), *pairs)))
+    packed = check_command(addresses)
     pool = client.connection_pool
     connection = await pool.get_connection()
     try:
         await connection.send_packed_command(packed)
-        replies = [await connection.read_response() for _ in packed]
+        scores = await connection.read_response()
     except BaseException:
         await connection.disconnect()  # a half-read answer must not reach the next user of this connection
         raise
     finally:
         await pool.release(connection)
-    for reply in replies:
-        if isinstance(reply, Exception):
-            raise reply
-    if len(replies) == 1:
-        return check_answer(addresses, replies[0])
-    opted = [score is not None for score in replies[0]]
-    for position in replies[1]:
-        opted[int(position) - 1] = True
-    return [address for address, out in zip(addresses, opted) if out]
+    if isinstance(scores, Exception):
+        raise scores
+    return check_answer(addresses, scores)
 
 
 def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
     """Apply opt-out changes oldest first, in chunks; each row applies only if newer than what is stored."""
     ordered = sorted(rows, key=lambda r: r.ts)
     script = client.register_script(IMPORT)
+    now = time.time()
     written = stopped = started = 0
     for start in range(0, len(ordered), IMPORT_CHUNK):
         chunk = ordered[start:start + IMPORT_CHUNK]
         args = [(r.address, r.action, r.channel, r.keyword, r.ts, iso_time(r.ts)) for r in chunk]
         w, s, b = script(keys=[keys.OPTOUT_INDEX, keys.METRICS, *optout_keys([r.address for r in chunk])],
-                         args=[_packer.encode(args)])
+                         args=[_packer.encode(args), now])
         written, stopped, started = written + int(w), stopped + int(s), started + int(b)
     return ImportResult(rows=len(ordered), written=written, opted_out=stopped, opted_in=started)
 
@@ -214,7 +198,7 @@ class Listed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def export(client: redis.Redis, page: int = 2000) -> Iterable[Listed]:
-    """Every opted-out address, in the order they were applied, read a page (one pipeline) at a time."""
+    """Every opted-out address, in the order tspipe recorded them, read a page (one pipeline) at a time."""
     offset = 0
     while True:
         addresses = [a.decode() for a in client.zrange(keys.OPTOUT_INDEX, offset, offset + page - 1)]
