@@ -31,6 +31,8 @@ from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
+from tspipe.cmd_deliver import deliver_command  # noqa: E402
+from tspipe.cmd_destinations import destinations_group  # noqa: E402
 
 cli.add_command(classify_command)
 cli.add_command(web_command)
@@ -43,6 +45,8 @@ cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
 cli.add_command(optouts)
+cli.add_command(deliver_command)
+cli.add_command(destinations_group)
 
 
 def main() -> None:

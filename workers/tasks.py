@@ -100,7 +100,7 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
     if not fanout.has_targets():
         return store.apply_batch_with_outbox(events, outbox=False)[0]
     applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed)
+    fanout.fan_out(applied + unconfirmed, store.client)
     store.confirm_fanout(applied + unconfirmed)
     return applied
 
