@@ -1,11 +1,11 @@
 """The suppression list a sender uses before sending: bulk check, import from another system, export.
 
 It is the opt-out list itself (keys.OPTOUT hashes and the keys.OPTOUT_INDEX
-sorted set), not a copy: an imported opt-out is written with the fields and
-the rule of the batch apply script (a change applies only when it is newer
-than what is stored, CONTRACT section 4), so imports and callbacks order by
-time between them, an import is idempotent, and erasure treats an imported
-opt-out like any other.
+sorted set), not a copy: an imported row goes through the same Lua function
+as a STOP or START callback (store/optouts.OPTOUT_CHANGE: a change applies
+only when it is newer than what is stored, CONTRACT section 4), so imports
+and callbacks order by time between them, an import is idempotent, and
+erasure treats an imported opt-out like any other.
 
 Scripts take every key through KEYS; ARGV carries only values.
 """
@@ -21,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 
 from store import keys
+from store.optouts import OPTOUT_CHANGE
 
 # Most addresses one bulk check may ask about: one command, well under a millisecond of Redis time.
 CHECK_MAX = 1000
@@ -30,28 +31,18 @@ IMPORT_CHUNK = 2000
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
 # ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first;
 # ARGV[2]: now (unix seconds), when the import records its opt-outs.
-# The same rule and fields as the batch apply script's opt-out change: only a newer row applies, and the
-# index is scored by when tspipe recorded the opt-out (NX: a repeated STOP keeps the first time).
+# Each row goes through optout_change, the function the batch apply script uses for a STOP or START.
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
-IMPORT = r"""
+IMPORT = OPTOUT_CHANGE + r"""
 local rows = cmsgpack.unpack(ARGV[1])
 local written, stopped, started = 0, 0, 0
 local changes = {stop = 0, start = 0}
 for i, r in ipairs(rows) do
   local address, action, channel, keyword, ts, iso = r[1], r[2], r[3], r[4], r[5], r[6]
-  local ok = KEYS[i + 2]
-  local cur = redis.call('HMGET', ok, 'ts', 'opted_out')
-  local prev = tonumber(cur[1])
-  if (not prev) or ts > prev then
-    local out = (action == 'stop') and 1 or 0
-    redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
-    if out == 1 then
-      redis.call('ZADD', KEYS[1], 'NX', ARGV[2], address)
-      if cur[2] ~= '1' then stopped = stopped + 1 end
-    else
-      redis.call('ZREM', KEYS[1], address)
-      if cur[2] == '1' then started = started + 1 end
-    end
+  local wrote, before = optout_change(KEYS[i + 2], KEYS[1], address, action, channel, keyword, ts, iso, ARGV[2])
+  if wrote then
+    if action == 'stop' and before ~= '1' then stopped = stopped + 1 end
+    if action == 'start' and before == '1' then started = started + 1 end
     changes[action] = changes[action] + 1
     written = written + 1
   end
