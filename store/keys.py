@@ -52,3 +52,11 @@ DELIVERY_DELAYED = PREFIX + "dq:{name}:delayed"
 DELIVERY_INFLIGHT = PREFIX + "dq:{name}:inflight"
 DELIVERY_LEASES = PREFIX + "dq:{name}:leases"
 DELIVERY_BELL = PREFIX + "dq:{name}:bell"
+# The archive's backlog: queue batches waiting for PostgreSQL (stream, read by the consumer group
+# ARCHIVE_GROUP), and the bytes it holds (bounded by TSPIPE_ARCHIVE_BACKLOG_MAX_BYTES).
+ARCHIVE_BACKLOG = PREFIX + "archive:backlog"
+ARCHIVE_BACKLOG_BYTES = PREFIX + "archive:backlog:bytes"
+ARCHIVE_GROUP = "archive"
+# An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
+# TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
+OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"
