@@ -13,7 +13,7 @@ Scripts take every key through KEYS; ARGV carries only values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import hiredis
 import msgspec
@@ -64,7 +64,7 @@ class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     address: str
-    recorded_at: str
+    recorded_at: str | None  # None for an erased address (its opt-out kept as a keyed hash)
 
 
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,24 +144,55 @@ def check(client: redis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
     return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
 
 
-async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
-    """The web process's bulk check: one packed command on one pooled connection, one round trip."""
+# KEYS: for each address asked about, its opt-out hash then its keyed-hash record (2 keys per address).
+# Returns the 1-based positions of the addresses that have no opt-out hash but whose keyed record says
+# opted out: erasure (store/erasure.py) keeps an opt-out only there, and GET /v1/opt-outs/{address}
+# falls back to it the same way (the plain hash, when there is one, decides).
+CHECK_ERASED = r"""
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('HGET', KEYS[i + 1], 'opted_out') == '1' then
+    out[#out + 1] = (i + 1) / 2
+  end
+end
+return out
+"""
+
+
+async def check_async(client: aioredis.Redis, addresses: Sequence[str],
+                      erased_key: Callable[[str], str] | None = None) -> list[Suppressed]:
+    """The web process's bulk check: packed commands on one pooled connection, one round trip.
+
+    `erased_key(address)` names the keyed-hash record where erasure keeps an
+    address's opt-out once the address itself is gone (TSPIPE_ERASURE_KEY set);
+    those are looked up by a second command in the same packet. Such an entry
+    has no `recorded_at`: the index that held it forgot the address.
+    """
     if not addresses:
         return []
-    packed = check_command(addresses)
+    packed = [check_command(addresses)]
+    if erased_key is not None:
+        pairs = [key for address in addresses for key in (keys.OPTOUT.format(address=address), erased_key(address))]
+        packed.append(hiredis.pack_command(("EVAL", CHECK_ERASED, len(pairs), *pairs)))
     pool = client.connection_pool
     connection = await pool.get_connection()
     try:
         await connection.send_packed_command(packed)
-        scores = await connection.read_response()
+        replies = [await connection.read_response() for _ in packed]
     except BaseException:
         await connection.disconnect()  # a half-read answer must not reach the next user of this connection
         raise
     finally:
         await pool.release(connection)
-    if isinstance(scores, Exception):
-        raise scores
-    return check_answer(addresses, scores)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    if len(replies) == 1:
+        return check_answer(addresses, replies[0])
+    erased = {int(position) - 1 for position in replies[1]}
+    return [Suppressed(address=address, recorded_at=iso_time(float(score)) if score is not None else None)
+            for index, (address, score) in enumerate(zip(addresses, replies[0]))
+            if score is not None or index in erased]
 
 
 def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
