@@ -73,6 +73,14 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _postgres_url(raw: str) -> str:
+    """A libpq URL; the host may be empty (a unix socket given by ?host=), as PaaS and pgserver write them."""
+    value = raw.strip()
+    if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"must be a URL starting with postgresql:// or postgres://, got {_mask_url(value)!r}")
+    return value
+
+
 def _str(raw: str) -> str:
     return raw.strip()
 
@@ -160,6 +168,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal_grace_seconds", "TSPIPE_JOURNAL_GRACE_S", 30.0, _float(1), "A queued batch not applied after this long, and neither queued nor held by a worker, is queued again (beat checks every third of it)."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("database_url", "DATABASE_URL", None, _postgres_url,
+            "PostgreSQL for the event archive (search, retention, erasure). Unset: `tspipe run` starts an embedded PostgreSQL under TSPIPE_DATA_DIR; other commands run with the archive off."),
+    Setting("archive_days", "TSPIPE_ARCHIVE_DAYS", 90, _int(1), "Days of events the archive keeps; beat drops older day partitions whole."),
+    Setting("archive_backlog_max_bytes", "TSPIPE_ARCHIVE_BACKLOG_MAX_BYTES", 1024 * 1024 * 1024, _int(1024),
+            "Most bytes of events waiting in Redis for the archive (while PostgreSQL is down or slow); past it new events skip the archive and tspipe_archive_dropped_total counts them."),
+    Setting("erasure_key", "TSPIPE_ERASURE_KEY", None, _str,
+            "Secret for the keyed hash that keeps an erased address's opt-out. Needed by `tspipe erase` and DELETE /v1/subjects; `tspipe run` makes one under TSPIPE_DATA_DIR when unset.", secret=True),
 )
 
 
@@ -197,6 +212,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     journal_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    database_url: str | None = None
+    archive_days: int = 90
+    archive_backlog_max_bytes: int = 1024 * 1024 * 1024
+    erasure_key: str | None = None
 
     @property
     def effective_spool_dir(self) -> str:
@@ -234,7 +253,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             shown = "(unset)"
         elif isinstance(value, tuple):
             shown = ",".join(value)
-        elif setting.field == "redis_url":
+        elif setting.field in ("redis_url", "database_url"):
             shown = _mask_url(value)
         else:
             shown = str(value)
