@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from archive import rollups
 from archive.partitions import PartitionCache
 from archive.rows import ArchiveRow, copy_values
 
@@ -78,4 +79,5 @@ class Writer:
         """One transaction: the rows, and everything that must commit with them. Returns the new rows."""
         with conn.transaction(), conn.cursor() as cur:
             new = self.write(cur, rows)
+            rollups.apply(cur, new)
         return new

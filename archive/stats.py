@@ -1,0 +1,217 @@
+"""The delivery figures behind GET /v1/stats, `tspipe stats` and the dashboard, read from the rollups only.
+
+One grouped query over `insight_rollup` (and one over `insight_spend`):
+the rows of one dimension in the time range are summed per key, time to
+final included (its fixed histogram buckets are summed element-wise, then
+p50/p90/p99 read off the merged counts). The raw `events` table is never
+read, so a query costs the same whatever the archive's size; what it costs
+depends on hours x groups in the range (BENCHMARKS.md, bench/stats.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import msgspec
+import psycopg
+
+from archive.rollups import hour_of
+from pipeline import histogram
+from pipeline.insight import carrier_name
+from pipeline.status_codes import READ_RECEIPT_CHANNELS, lookup
+
+GROUP_BY = ("channel", "country", "carrier", "status_code", "day", "hour", "action")
+CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email")
+DEFAULT_RANGE = timedelta(hours=24)
+MAX_FAILURE_CODES = 5
+
+
+class StatsError(ValueError):
+    """A bad parameter: the message names it and says what is accepted (HTTP 400, one CLI line)."""
+
+
+class TimeToFinal(msgspec.Struct, frozen=True):
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+class Failure(msgspec.Struct, frozen=True):
+    code: int
+    description: str | None
+    count: int
+
+
+class Group(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    key: str | None
+    sent: int
+    final: int
+    delivered: int
+    read: int
+    failed: int
+    delivery_rate: float | None
+    time_to_final_s: TimeToFinal
+    spend: dict[str, str]
+    read_rate: float | None = None  # read / final, over the channels that send read receipts
+    label: str | None = None  # carrier: its name; status_code: the code's description
+    failures: list[Failure] = []  # carrier and country: their most frequent failure codes
+    inbound: int | None = None  # action: inbound messages with that keyword action
+
+
+class Stats(msgspec.Struct, frozen=True):
+    groups: list[Group]
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(name: str, value: str | None, now: datetime) -> datetime | None:
+    """`since`/`until`: ISO 8601 (no zone means UTC), or an age like 24h, 7d, 30m. None when absent."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    match = _RELATIVE.match(text.lower())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        raise StatsError(f"{name}: {value!r} is not an ISO 8601 time (2026-11-25T13:00:00Z) or an age (24h, 7d)") from None
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def time_range(since: str | None, until: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The hours [since, until) the figures cover: since rounds down to its hour; default the last 24 h."""
+    now = now or datetime.now(timezone.utc)
+    end = parse_when("until", until, now) or now
+    start = parse_when("since", since, now) or (end - DEFAULT_RANGE)
+    if start >= end:
+        raise StatsError("since must be before until")
+    return hour_of(start), end
+
+
+def check(group_by: str | None, channel: str | None) -> str:
+    if not group_by:
+        raise StatsError(f"group_by is required: one of {', '.join(GROUP_BY)}")
+    if group_by not in GROUP_BY:
+        raise StatsError(f"group_by: {group_by!r} is not one of {', '.join(GROUP_BY)}")
+    if channel is not None and channel not in CHANNELS:
+        raise StatsError(f"channel: {channel!r} is not one of {', '.join(CHANNELS)}")
+    return group_by
+
+
+_TTF_SUMS = ", ".join(f"sum(ttf[{i + 1}])" for i in range(histogram.N))
+_RR = "channel = ANY(%(rr)s)"
+
+
+def _select(key_sql: str, dim: str, channel: str | None) -> str:
+    narrow = " AND channel = %(channel)s" if channel else ""
+    return (
+        f"SELECT {key_sql} AS k, sum(sent), sum(final), sum(delivered), sum(read), sum(failed), sum(inbound), "
+        f"coalesce(sum(read) FILTER (WHERE {_RR}), 0), coalesce(sum(final) FILTER (WHERE {_RR}), 0), {_TTF_SUMS} "
+        f"FROM insight_rollup WHERE dim = '{dim}' AND hour >= %(since)s AND hour < %(until)s{narrow} "
+        # A message that moved to another group leaves zeros behind in its old one.
+        "GROUP BY 1 HAVING sum(sent) <> 0 OR sum(inbound) <> 0"
+    )
+
+
+def _key_sql(group_by: str) -> tuple[str, str]:
+    """(SQL for the group key, the dimension whose rows are summed)."""
+    if group_by == "day":
+        return "to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')", "channel"
+    if group_by == "hour":
+        return "to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')", "channel"
+    return "key", group_by
+
+
+def query(
+    conn: psycopg.Connection,
+    group_by: str,
+    since: datetime,
+    until: datetime,
+    channel: str | None = None,
+) -> Stats:
+    group_by = check(group_by, channel)
+    key_sql, dim = _key_sql(group_by)
+    params = {"since": since, "until": until, "channel": channel, "rr": list(READ_RECEIPT_CHANNELS)}
+    rows = conn.execute(_select(key_sql, dim, channel), params).fetchall()
+    spend = _spend(conn, key_sql, dim, channel, params)
+    failures = _failures(conn, dim, channel, params) if group_by in ("carrier", "country") else {}
+    groups = [_group(group_by, row, spend.get(row[0], {}), failures.get(row[0], [])) for row in rows]
+    if group_by in ("day", "hour"):
+        groups.sort(key=lambda g: g.key or "")
+    else:
+        groups.sort(key=lambda g: (-g.sent, -(g.inbound or 0), g.key or ""))
+    return Stats(groups=groups)
+
+
+def _spend(conn, key_sql: str, dim: str, channel: str | None, params: dict) -> dict[str, dict[str, str]]:
+    if dim == "action":
+        return {}
+    narrow = " AND channel = %(channel)s" if channel else ""
+    out: dict[str, dict[str, str]] = {}
+    for key, currency, amount in conn.execute(
+        f"SELECT {key_sql}, currency, sum(amount) FROM insight_spend "
+        f"WHERE dim = '{dim}' AND hour >= %(since)s AND hour < %(until)s{narrow} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    ):
+        if amount:
+            out.setdefault(key, {})[currency] = _decimal(amount)
+    return out
+
+
+def _failures(conn, dim: str, channel: str | None, params: dict) -> dict[str, list[Failure]]:
+    narrow = " AND channel = %(channel)s" if channel else ""
+    out: dict[str, list[Failure]] = {}
+    rows = conn.execute(
+        "SELECT split_part(key, '|', 1), split_part(key, '|', 2)::integer, sum(failed) FROM insight_rollup "
+        f"WHERE dim = '{dim}_code' AND hour >= %(since)s AND hour < %(until)s{narrow} "
+        "GROUP BY 1, 2 HAVING sum(failed) > 0 ORDER BY 1, 3 DESC, 2",
+        params,
+    ).fetchall()
+    for key, code, count in rows:
+        found = out.setdefault(key, [])
+        if len(found) < MAX_FAILURE_CODES:
+            found.append(Failure(code=code, description=lookup(code).description, count=int(count)))
+    return out
+
+
+def _decimal(amount: Decimal) -> str:
+    """A decimal string without exponent or trailing zeros: 0.0200 -> "0.02", 1E+2 -> "100"."""
+    return format(amount.normalize(), "f")
+
+
+def _group(group_by: str, row: tuple, spend: dict[str, str], failures: list[Failure]) -> Group:
+    key, sent, final, delivered, read, failed, inbound, rr_read, rr_final = row[:9]
+    counts = [int(c or 0) for c in row[9:]]
+    sent, final, delivered, read, failed = (int(v or 0) for v in (sent, final, delivered, read, failed))
+    label = None
+    if group_by == "carrier" and key:
+        label = carrier_name(key)
+    elif group_by == "status_code" and key:
+        label = lookup(int(key)).description
+    return Group(
+        key=key or None,
+        sent=sent,
+        final=final,
+        delivered=delivered,
+        read=read,
+        failed=failed,
+        delivery_rate=round((delivered + read) / final, 6) if final else None,
+        time_to_final_s=TimeToFinal(
+            p50=histogram.percentile(counts, 0.5),
+            p90=histogram.percentile(counts, 0.9),
+            p99=histogram.percentile(counts, 0.99),
+        ),
+        spend=spend,
+        read_rate=round(int(rr_read) / int(rr_final), 6) if rr_final else None,
+        label=label,
+        failures=failures,
+        inbound=int(inbound) if group_by == "action" else None,
+    )
+
+
+STATS_ENCODER = msgspec.json.Encoder()
