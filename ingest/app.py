@@ -27,6 +27,7 @@ from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.query_api import setup_query_api
+from ingest.stats_api import setup_stats_api
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
@@ -222,6 +223,7 @@ def create_app(settings: Settings) -> web.Application:
     add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
     setup_query_api(app, settings)
+    setup_stats_api(app, settings)
     setup_dashboard(app, settings)
     answer_unrouted(app)
     return app
