@@ -10,6 +10,8 @@ depends on hours x groups in the range (BENCHMARKS.md, bench/stats.py).
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -214,4 +216,16 @@ def _group(group_by: str, row: tuple, spend: dict[str, str], failures: list[Fail
     )
 
 
-STATS_ENCODER = msgspec.json.Encoder()
+def to_csv(result: Stats) -> str:
+    """One line per group: the JSON's numbers flattened, one spend column per currency."""
+    currencies = sorted({c for g in result.groups for c in g.spend})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["key", "label", "sent", "final", "delivered", "read", "failed", "delivery_rate", "read_rate",
+                     "ttf_p50_s", "ttf_p90_s", "ttf_p99_s", "inbound"] + [f"spend_{c}" for c in currencies])
+    for g in result.groups:
+        ttf = g.time_to_final_s
+        writer.writerow(["" if v is None else v for v in (
+            g.key, g.label, g.sent, g.final, g.delivered, g.read, g.failed, g.delivery_rate, g.read_rate,
+            ttf.p50, ttf.p90, ttf.p99, g.inbound)] + [g.spend.get(c, "") for c in currencies])
+    return out.getvalue()

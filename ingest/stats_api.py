@@ -9,8 +9,6 @@ protected like the rest of the query API.
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 
 import msgspec
 from aiohttp import web
@@ -25,21 +23,6 @@ POOL_KEY = web.AppKey("tspipe_stats_pool", object)
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
-
-
-def to_csv(result: stats.Stats) -> str:
-    """One line per group: the JSON's numbers flattened, one spend column per currency."""
-    currencies = sorted({c for g in result.groups for c in g.spend})
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["key", "label", "sent", "final", "delivered", "read", "failed", "delivery_rate", "read_rate",
-                     "ttf_p50_s", "ttf_p90_s", "ttf_p99_s", "inbound"] + [f"spend_{c}" for c in currencies])
-    for g in result.groups:
-        ttf = g.time_to_final_s
-        writer.writerow(["" if v is None else v for v in (
-            g.key, g.label, g.sent, g.final, g.delivered, g.read, g.failed, g.delivery_rate, g.read_rate,
-            ttf.p50, ttf.p90, ttf.p99, g.inbound)] + [g.spend.get(c, "") for c in currencies])
-    return out.getvalue()
 
 
 class StatsReader:
@@ -96,7 +79,7 @@ def setup_stats_api(app: web.Application, settings: Settings) -> None:
         except Exception as exc:  # PostgreSQL down or not migrated yet: say so, never a 500 with a traceback
             return _error(503, f"the archive cannot answer: {type(exc).__name__}: {exc}".split("\n")[0])
         if fmt == "csv":
-            return web.Response(text=to_csv(result), content_type="text/csv",
+            return web.Response(text=stats.to_csv(result), content_type="text/csv",
                                 headers={"Content-Disposition": f'attachment; filename="tspipe-stats-{group_by}.csv"'})
         return web.Response(body=msgspec.json.encode(result), content_type="application/json")
 

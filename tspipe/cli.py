@@ -25,6 +25,7 @@ from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
+from tspipe.cmd_stats import stats_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, worker  # noqa: E402
 
@@ -37,6 +38,7 @@ cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(stats_command)
 
 
 def main() -> None:
