@@ -14,6 +14,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
+from store import archive_backlog
 from workers import keys
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
@@ -56,7 +57,8 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
             pipe.zcard(keys.OPTOUT_INDEX)
             pipe.hlen(keys.JOURNAL)
             pipe.llen(keys.JOURNAL_STUCK)
-            fields, depth, quarantined, dead, optouts, journalled, stuck = await pipe.execute()
+            archive_backlog.queue_gauges(pipe)
+            fields, depth, quarantined, dead, optouts, journalled, stuck, *backlog = await pipe.execute()
     except (aioredis.RedisError, OSError, TimeoutError):
         return b"# TYPE tspipe_cluster_up gauge\ntspipe_cluster_up 0\n"
     gauges = {
@@ -68,5 +70,7 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
         # Batches queued and not yet applied (about the queue depth when healthy), and ones that kept failing.
         "tspipe_journal_batches": journalled,
         "tspipe_journal_stuck": stuck,
+        # The archive's backlog: batches waiting for PostgreSQL, their bytes, the oldest one's age (the lag).
+        **archive_backlog.gauges(backlog),
     }
     return render(fields, gauges)

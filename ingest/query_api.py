@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from config import Settings
+from ingest.archive_api import archived_transaction
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
 from workers import keys
@@ -43,6 +44,9 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         pipe.lrange(keys.HISTORY.format(reference_id=ref), 0, -1)
         state, history = await pipe.execute()
         if state is None:
+            archived = await archived_transaction(request.app, ref)
+            if archived is not None:
+                return web.Response(body=archived, content_type="application/json")
             return _error(404, f"unknown reference_id {ref!r}")
         body = b'{"reference_id":' + msgspec.json.encode(ref) + b',"state":' + state
         body += b',"history":[' + b",".join(history) + b"]}"

