@@ -129,56 +129,74 @@ def _key_sql(group_by: str) -> tuple[str, str]:
     return "key", group_by
 
 
-def query(
-    conn: psycopg.Connection,
-    group_by: str,
-    since: datetime,
-    until: datetime,
-    channel: str | None = None,
-) -> Stats:
+class Plan(msgspec.Struct, frozen=True):
+    """The statements of one stats request: run them on any psycopg connection, sync or async."""
+
+    group_by: str
+    params: dict
+    counts: str
+    spend: str | None
+    failures: str | None
+
+
+def plan(group_by: str, since: datetime, until: datetime, channel: str | None = None) -> Plan:
     group_by = check(group_by, channel)
     key_sql, dim = _key_sql(group_by)
-    params = {"since": since, "until": until, "channel": channel, "rr": list(READ_RECEIPT_CHANNELS)}
-    rows = conn.execute(_select(key_sql, dim, channel), params).fetchall()
-    spend = _spend(conn, key_sql, dim, channel, params)
-    failures = _failures(conn, dim, channel, params) if group_by in ("carrier", "country") else {}
-    groups = [_group(group_by, row, spend.get(row[0], {}), failures.get(row[0], [])) for row in rows]
-    if group_by in ("day", "hour"):
+    narrow = " AND channel = %(channel)s" if channel else ""
+    window = f"hour >= %(since)s AND hour < %(until)s{narrow}"
+    spend = None
+    if dim != "action":
+        spend = (f"SELECT {key_sql}, currency, sum(amount) FROM insight_spend "
+                 f"WHERE dim = '{dim}' AND {window} GROUP BY 1, 2 ORDER BY 1, 2")
+    failures = None
+    if group_by in ("carrier", "country"):
+        failures = ("SELECT split_part(key, '|', 1), split_part(key, '|', 2)::integer, sum(failed) "
+                    f"FROM insight_rollup WHERE dim = '{dim}_code' AND {window} "
+                    "GROUP BY 1, 2 HAVING sum(failed) > 0 ORDER BY 1, 3 DESC, 2")
+    return Plan(
+        group_by=group_by,
+        params={"since": since, "until": until, "channel": channel, "rr": list(READ_RECEIPT_CHANNELS)},
+        counts=_select(key_sql, dim, channel),
+        spend=spend,
+        failures=failures,
+    )
+
+
+def query(conn: psycopg.Connection, group_by: str, since: datetime, until: datetime,
+          channel: str | None = None) -> Stats:
+    """The figures, on a sync connection (CLI, tests, bench)."""
+    p = plan(group_by, since, until, channel)
+    run = lambda statement: conn.execute(statement, p.params).fetchall() if statement else []  # noqa: E731
+    return assemble(p, run(p.counts), run(p.spend), run(p.failures))
+
+
+async def aquery(conn: psycopg.AsyncConnection, group_by: str, since: datetime, until: datetime,
+                 channel: str | None = None) -> Stats:
+    """The figures, on an async connection (the web process's pool)."""
+    p = plan(group_by, since, until, channel)
+
+    async def run(statement: str | None) -> list:
+        return await (await conn.execute(statement, p.params)).fetchall() if statement else []
+
+    return assemble(p, await run(p.counts), await run(p.spend), await run(p.failures))
+
+
+def assemble(p: Plan, counts: list, spend_rows: list, failure_rows: list) -> Stats:
+    spend: dict[str, dict[str, str]] = {}
+    for key, currency, amount in spend_rows:
+        if amount:
+            spend.setdefault(key, {})[currency] = _decimal(amount)
+    failures: dict[str, list[Failure]] = {}
+    for key, code, count in failure_rows:
+        found = failures.setdefault(key, [])
+        if len(found) < MAX_FAILURE_CODES:
+            found.append(Failure(code=code, description=lookup(code).description, count=int(count)))
+    groups = [_group(p.group_by, row, spend.get(row[0], {}), failures.get(row[0], [])) for row in counts]
+    if p.group_by in ("day", "hour"):
         groups.sort(key=lambda g: g.key or "")
     else:
         groups.sort(key=lambda g: (-g.sent, -(g.inbound or 0), g.key or ""))
     return Stats(groups=groups)
-
-
-def _spend(conn, key_sql: str, dim: str, channel: str | None, params: dict) -> dict[str, dict[str, str]]:
-    if dim == "action":
-        return {}
-    narrow = " AND channel = %(channel)s" if channel else ""
-    out: dict[str, dict[str, str]] = {}
-    for key, currency, amount in conn.execute(
-        f"SELECT {key_sql}, currency, sum(amount) FROM insight_spend "
-        f"WHERE dim = '{dim}' AND hour >= %(since)s AND hour < %(until)s{narrow} GROUP BY 1, 2 ORDER BY 1, 2",
-        params,
-    ):
-        if amount:
-            out.setdefault(key, {})[currency] = _decimal(amount)
-    return out
-
-
-def _failures(conn, dim: str, channel: str | None, params: dict) -> dict[str, list[Failure]]:
-    narrow = " AND channel = %(channel)s" if channel else ""
-    out: dict[str, list[Failure]] = {}
-    rows = conn.execute(
-        "SELECT split_part(key, '|', 1), split_part(key, '|', 2)::integer, sum(failed) FROM insight_rollup "
-        f"WHERE dim = '{dim}_code' AND hour >= %(since)s AND hour < %(until)s{narrow} "
-        "GROUP BY 1, 2 HAVING sum(failed) > 0 ORDER BY 1, 3 DESC, 2",
-        params,
-    ).fetchall()
-    for key, code, count in rows:
-        found = out.setdefault(key, [])
-        if len(found) < MAX_FAILURE_CODES:
-            found.append(Failure(code=code, description=lookup(code).description, count=int(count)))
-    return out
 
 
 def _decimal(amount: Decimal) -> str:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from archive.writer import Writer
 from config.settings import load_settings
+from ingest.archive_api import setup_archive_api
 from ingest.stats_api import setup_stats_api
 from tests.archive.insight_support import base_time, sms_report
 from tests.archive.support import connect, row_of
@@ -32,7 +33,9 @@ def fill(database_url: str):
 
 async def client_for(aiohttp_client, database_url, token=None):
     app = web.Application()
-    setup_stats_api(app, load_settings({}, database_url=database_url, api_token=token))
+    settings = load_settings({}, database_url=database_url, api_token=token)
+    setup_archive_api(app, settings)
+    setup_stats_api(app, settings)
     return await aiohttp_client(app)
 
 
@@ -86,6 +89,7 @@ async def test_token_and_archive_off(aiohttp_client, database_url):
     assert resp.status == 200 and (await resp.json()) == {"groups": []}
 
     app = web.Application()
+    setup_archive_api(app, load_settings({}))
     setup_stats_api(app, load_settings({}))
     off = await aiohttp_client(app)
     resp = await off.get("/v1/stats", params={"group_by": "channel"})
