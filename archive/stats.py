@@ -247,3 +247,14 @@ def to_csv(result: Stats) -> str:
             g.key, g.label, g.sent, g.final, g.delivered, g.read, g.failed, g.delivery_rate, g.read_rate,
             ttf.p50, ttf.p90, ttf.p99, g.inbound)] + [g.spend.get(c, "") for c in currencies])
     return out.getvalue()
+
+
+def alert_counts(conn: psycopg.Connection, hours: list[datetime],
+                 dims: tuple[str, ...] = ("channel", "country", "carrier")) -> dict[tuple[str, str], tuple[int, int]]:
+    """(final, delivered or read) per (dimension, key) over the given hours, for the alert evaluator."""
+    rows = conn.execute(
+        "SELECT dim, key, sum(final), sum(delivered) + sum(read) FROM insight_rollup "
+        "WHERE dim = ANY(%s) AND hour = ANY(%s) AND key <> '' GROUP BY 1, 2",
+        (list(dims), hours),
+    ).fetchall()
+    return {(dim, key): (int(final), int(good)) for dim, key, final, good in rows}

@@ -72,6 +72,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "schedule": 3600.0,
             "options": {"queue": settings.queue, "expires": 3600.0},
         }
+        app.conf.beat_schedule["tspipe-alerts"] = {
+            "task": "tspipe.alerts",
+            "schedule": float(settings.alert_interval_seconds),
+            "options": {"queue": settings.queue, "expires": float(settings.alert_interval_seconds)},
+        }
+    app.conf.include.append("workers.alerts")
     return app
 
 

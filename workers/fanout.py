@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from pipeline.alerts import ALERT_ENCODER
 from pipeline.event import EVENT_ENCODER, Event
 from workers.delivery import celery_app, enqueue
 from workers.destinations import load_destinations
@@ -23,6 +24,30 @@ def _chunks(items: list, size: int) -> list[list]:
 def has_targets() -> bool:
     """Whether any destination or plug-in is configured: without one, fan-out needs no outbox."""
     return bool(load_destinations()) or bool(load_plugins())
+
+
+def _wants_alerts(filter) -> bool:
+    """Alerts go where kind "alert" is asked for, or where nothing is filtered at all."""
+    return "alert" in filter.kinds or filter == type(filter)()
+
+
+def fan_out_alerts(alerts: list) -> None:
+    """Delivery-rate alerts (pipeline/alerts.py), sent like events: same queues, signing and retries."""
+    if not alerts:
+        return
+    encoded = [ALERT_ENCODER.encode(a) for a in alerts]
+    app = celery_app()
+    with app.producer_or_acquire() as producer:
+        for dest in load_destinations():
+            if _wants_alerts(dest.filter):
+                for chunk in _chunks(encoded, dest.batch_size):
+                    body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
+                    enqueue(dest, body, producer=producer)
+        for plugin in load_plugins():
+            if _wants_alerts(plugin.filter):
+                items = [msgspec.json.decode(e) for e in encoded]
+                for args in ([(items,)] if plugin.batch else [(item,) for item in items]):
+                    app.send_task(plugin.name, args=args, queue=plugin.queue, producer=producer)
 
 
 def fan_out(events: list[Event]) -> None:
