@@ -57,6 +57,7 @@ class Group(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     time_to_final_s: TimeToFinal
     spend: dict[str, str]
     read_rate: float | None = None  # read / final, over the channels that send read receipts
+    ttf_histogram: list[tuple[float, float | None, int]] | None = None  # (from, to, count) with ?histogram=1
     label: str | None = None  # carrier: its name; status_code: the code's description
     failures: list[Failure] = []  # carrier and country: their most frequent failure codes
     inbound: int | None = None  # action: inbound messages with that keyword action
@@ -137,9 +138,11 @@ class Plan(msgspec.Struct, frozen=True):
     counts: str
     spend: str | None
     failures: str | None
+    histogram: bool = False
 
 
-def plan(group_by: str, since: datetime, until: datetime, channel: str | None = None) -> Plan:
+def plan(group_by: str, since: datetime, until: datetime, channel: str | None = None,
+         histogram: bool = False) -> Plan:
     group_by = check(group_by, channel)
     key_sql, dim = _key_sql(group_by)
     narrow = " AND channel = %(channel)s" if channel else ""
@@ -159,21 +162,22 @@ def plan(group_by: str, since: datetime, until: datetime, channel: str | None = 
         counts=_select(key_sql, dim, channel),
         spend=spend,
         failures=failures,
+        histogram=histogram,
     )
 
 
 def query(conn: psycopg.Connection, group_by: str, since: datetime, until: datetime,
-          channel: str | None = None) -> Stats:
+          channel: str | None = None, histogram: bool = False) -> Stats:
     """The figures, on a sync connection (CLI, tests, bench)."""
-    p = plan(group_by, since, until, channel)
+    p = plan(group_by, since, until, channel, histogram)
     run = lambda statement: conn.execute(statement, p.params).fetchall() if statement else []  # noqa: E731
     return assemble(p, run(p.counts), run(p.spend), run(p.failures))
 
 
 async def aquery(conn: psycopg.AsyncConnection, group_by: str, since: datetime, until: datetime,
-                 channel: str | None = None) -> Stats:
+                 channel: str | None = None, histogram: bool = False) -> Stats:
     """The figures, on an async connection (the web process's pool)."""
-    p = plan(group_by, since, until, channel)
+    p = plan(group_by, since, until, channel, histogram)
 
     async def run(statement: str | None) -> list:
         return await (await conn.execute(statement, p.params)).fetchall() if statement else []
@@ -191,7 +195,7 @@ def assemble(p: Plan, counts: list, spend_rows: list, failure_rows: list) -> Sta
         found = failures.setdefault(key, [])
         if len(found) < MAX_FAILURE_CODES:
             found.append(Failure(code=code, description=lookup(code).description, count=int(count)))
-    groups = [_group(p.group_by, row, spend.get(row[0], {}), failures.get(row[0], [])) for row in counts]
+    groups = [_group(p.group_by, row, spend.get(row[0], {}), failures.get(row[0], []), p.histogram) for row in counts]
     if p.group_by in ("day", "hour"):
         groups.sort(key=lambda g: g.key or "")
     else:
@@ -204,7 +208,16 @@ def _decimal(amount: Decimal) -> str:
     return format(amount.normalize(), "f")
 
 
-def _group(group_by: str, row: tuple, spend: dict[str, str], failures: list[Failure]) -> Group:
+def _buckets(counts: list[int]) -> list[tuple[float, float | None, int]]:
+    out = []
+    for index, count in enumerate(counts):
+        if count:
+            lower, upper = histogram.bounds(index)
+            out.append((lower, None if upper == float("inf") else round(upper, 3), count))
+    return out
+
+
+def _group(group_by: str, row: tuple, spend: dict[str, str], failures: list[Failure], with_histogram: bool) -> Group:
     key, sent, final, delivered, read, failed, inbound, rr_read, rr_final = row[:9]
     counts = [int(c or 0) for c in row[9:]]
     sent, final, delivered, read, failed = (int(v or 0) for v in (sent, final, delivered, read, failed))
@@ -231,6 +244,7 @@ def _group(group_by: str, row: tuple, spend: dict[str, str], failures: list[Fail
         label=label,
         failures=failures,
         inbound=int(inbound) if group_by == "action" else None,
+        ttf_histogram=_buckets(counts) if with_histogram else None,
     )
 
 

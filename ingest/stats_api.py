@@ -48,7 +48,9 @@ def setup_stats_api(app: web.Application, settings: Settings) -> None:
             return _error(503, ARCHIVE_OFF)
         try:
             async with pool.connection() as conn:
-                result = await asyncio.wait_for(stats.aquery(conn, group_by, since, until, channel), QUERY_TIMEOUT_S)
+                result = await asyncio.wait_for(
+                    stats.aquery(conn, group_by, since, until, channel, histogram=query.get("histogram") == "1"),
+                    QUERY_TIMEOUT_S)
         except (psycopg.Error, OSError, asyncio.TimeoutError):
             return _error(503, "the archive is unavailable; retry later")
         if fmt == "csv":

@@ -7,6 +7,7 @@ receives the alert as a signed webhook of kind "alert".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -74,3 +75,19 @@ def test_carrier_outage_raises_exactly_one_alert_for_that_carrier(monkeypatch, r
     assert sorted((a["dimension"], a["key"]) for a in posted) == sorted(named)
     assert all(verify(h, b) for h, b, _ in server.calls)
     assert client.hget("ts:metrics", 'tspipe_alerts_total{dimension="carrier"}') == b"1"
+    scrape = asyncio.run(scrape_metrics(redis_url)).decode()
+    assert 'tspipe_alerts_total{dimension="carrier"} 1\n' in scrape
+    assert 'tspipe_alerts_total{dimension="country"} 1\n' in scrape
+
+
+async def scrape_metrics(redis_url: str) -> bytes:
+    """What /metrics on the web process adds from the cluster's counters."""
+    import redis.asyncio as aioredis
+
+    from ingest.cluster_metrics import cluster_metrics
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return await cluster_metrics(client, "tspipe.ingest")
+    finally:
+        await client.aclose()
