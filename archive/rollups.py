@@ -12,7 +12,10 @@ callbacks, and the rows always add up to the archive they were built from.
 
 Every figure of a message is filed under the hour it was sent (its
 submit_timestamp, else its earliest callback): the delivery rate of an hour
-is that of the messages sent in it, and delivered never exceeds sent.
+is that of the messages sent in it, and delivered never exceeds sent. Each
+contribution goes to an hourly and a daily row, for its channel and for all
+channels: a 30-day query then reads 30 daily rows per group plus the hours
+of its two partial days, not 720 hours times six channels (bench/stats.py).
 
 Only rows new to the archive reach here (the writer's idempotence), so a
 redelivered batch adds nothing. Rows are locked in reference-id and key
@@ -22,7 +25,7 @@ order, so concurrent workers wait for each other but never deadlock.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -33,11 +36,13 @@ from archive.rows import ArchiveRow
 from pipeline import histogram
 from pipeline.event import Event, Outcome
 from pipeline.insight import Facts, facts_of
+from pipeline.status_codes import READ_RECEIPT_CHANNELS
 
-COUNTERS = ("sent", "final", "delivered", "read", "failed", "inbound")
+# rr_final and rr_read: final and read messages on channels that send read receipts (the read rate).
+COUNTERS = ("sent", "final", "delivered", "read", "failed", "inbound", "rr_final", "rr_read")
 MESSAGE_KINDS = frozenset({"delivery", "read", "verify"})
 FAILED = frozenset({Outcome.FAILED.value, Outcome.BLOCKED.value, Outcome.REJECTED.value})
-_SENT, _FINAL, _DELIVERED, _READ, _FAILED, _INBOUND = range(len(COUNTERS))
+_SENT, _FINAL, _DELIVERED, _READ, _FAILED, _INBOUND, _RR_FINAL, _RR_READ = range(len(COUNTERS))
 
 
 class MessageState(msgspec.Struct, kw_only=True):
@@ -106,13 +111,31 @@ def advance(state: MessageState, event: Event, facts: Facts) -> MessageState:
     return new
 
 
+ALL_CHANNELS = "*"  # rows that count every channel, so a query without a channel reads 1/6 of the rows
+HOUR, DAY = 1, 24  # a row's span in hours: hourly rows, and daily rows so long ranges read few rows
+
+
+def _day_of(hour: datetime) -> datetime:
+    return hour.replace(hour=0)
+
+
 class Delta:
-    """Counter changes per rollup row, and spend changes per row and currency."""
+    """Counter changes per rollup row, and spend changes per row and currency.
+
+    A row is (dim, channel, span, start, key): every contribution goes to the
+    message's channel and to ALL_CHANNELS, each as an hourly and a daily row.
+    """
 
     def __init__(self) -> None:
         self.counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         self.ttf: dict[tuple, dict[int, int]] = defaultdict(dict)
         self.spend: dict[tuple, Decimal] = defaultdict(Decimal)
+
+    @staticmethod
+    def _rows(dim: str, hour: datetime, channel: str, key: str) -> tuple[tuple, ...]:
+        day = _day_of(hour)
+        return ((dim, channel, HOUR, hour, key), (dim, channel, DAY, day, key),
+                (dim, ALL_CHANNELS, HOUR, hour, key), (dim, ALL_CHANNELS, DAY, day, key))
 
     def add_message(self, state: MessageState, sign: int) -> None:
         if state.hour is None:
@@ -121,29 +144,38 @@ class Delta:
         bucket = None
         if final and state.final_at is not None and state.first_at is not None:
             bucket = histogram.bucket_of((state.final_at - state.first_at).total_seconds())
+        receipts = state.channel in READ_RECEIPT_CHANNELS
+        outcome = state.final_outcome
+        vector = [0] * len(COUNTERS)
+        vector[_SENT] = sign
+        if final:
+            vector[_FINAL] = sign
+            if outcome == "delivered":
+                vector[_DELIVERED] = sign
+            elif outcome == "read":
+                vector[_READ] = sign
+            elif outcome in FAILED:
+                vector[_FAILED] = sign
+            if receipts:
+                vector[_RR_FINAL] = sign
+                vector[_RR_READ] = sign if outcome == "read" else 0
         code_key = str(state.final_code) if final else ""
         for dim, key in (("channel", state.channel), ("country", state.country),
                          ("carrier", state.carrier), ("status_code", code_key)):
-            row = (dim, state.hour, state.channel, key)
-            counts = self.counts[row]
-            counts[_SENT] += sign
-            if final:
-                counts[_FINAL] += sign
-                outcome = state.final_outcome
-                if outcome == "delivered":
-                    counts[_DELIVERED] += sign
-                elif outcome == "read":
-                    counts[_READ] += sign
-                elif outcome in FAILED:
-                    counts[_FAILED] += sign
+            for row in self._rows(dim, state.hour, state.channel, key):
+                counts = self.counts[row]
+                for i, v in enumerate(vector):
+                    if v:
+                        counts[i] += v
                 if bucket is not None:
                     self.ttf[row][bucket] = self.ttf[row].get(bucket, 0) + sign
-            if state.spend is not None and state.currency:
-                self.spend[row + (state.currency,)] += sign * state.spend
-        if final and state.final_outcome in FAILED:
+                if state.spend is not None and state.currency:
+                    self.spend[row + (state.currency,)] += sign * state.spend
+        if final and outcome in FAILED:
             # Failure codes per carrier and per country, for "worst carriers and their codes".
             for dim, key in (("carrier_code", state.carrier), ("country_code", state.country)):
-                self.counts[(dim, state.hour, state.channel, f"{key}|{state.final_code}")][_FAILED] += sign
+                for row in self._rows(dim, state.hour, state.channel, f"{key}|{state.final_code}"):
+                    self.counts[row][_FAILED] += sign
 
     def add_inbound(self, event: Event) -> None:
         when = event.occurred_at or event.received_at
@@ -151,9 +183,11 @@ class Delta:
             return
         channel = event.channel.value if event.channel is not None else ""
         action = event.action.value if event.action is not None else ""
-        self.counts[("action", hour_of(when), channel, action)][_INBOUND] += 1
+        for row in self._rows("action", hour_of(when), channel, action):
+            self.counts[row][_INBOUND] += 1
 
     def rollup_rows(self) -> list[tuple]:
+        """Rows to add, in primary-key order (so concurrent writers lock them in the same order)."""
         rows = []
         for row in sorted(self.counts):
             counts = self.counts[row]
@@ -184,15 +218,16 @@ _SAVE = (
     "WHERE m.reference_id = u.reference_id"
 )
 _ROLLUP = (
-    "INSERT INTO insight_rollup AS r (dim, hour, channel, key, sent, final, delivered, read, failed, inbound, ttf) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::integer[]) "
-    "ON CONFLICT (dim, hour, channel, key) DO UPDATE SET "
+    f"INSERT INTO insight_rollup AS r (dim, channel, span, hour, key, {', '.join(COUNTERS)}, ttf) "
+    f"VALUES (%s, %s, %s, %s, %s, {', '.join(['%s'] * len(COUNTERS))}, %s::integer[]) "
+    "ON CONFLICT (dim, channel, span, hour, key) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in COUNTERS)
     + ", ttf = ARRAY(SELECT a + b FROM unnest(r.ttf, EXCLUDED.ttf) WITH ORDINALITY AS t(a, b, i) ORDER BY i)"
 )
 _SPEND = (
-    "INSERT INTO insight_spend AS s (dim, hour, channel, key, currency, amount) VALUES (%s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (dim, hour, channel, key, currency) DO UPDATE SET amount = s.amount + EXCLUDED.amount"
+    "INSERT INTO insight_spend AS s (dim, channel, span, hour, key, currency, amount) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (dim, channel, span, hour, key, currency) DO UPDATE SET amount = s.amount + EXCLUDED.amount"
 )
 
 
@@ -236,12 +271,4 @@ def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: 
     if changed:
         columns = [[getattr(s, c) for s in changed] for c in _STATE_COLUMNS]
         cur.execute(_SAVE, columns)
-
-
-def rebuild_window(states: Iterable[MessageState]) -> Delta:
-    """The rollups a set of message states adds up to (tests compare it with the tables)."""
-    delta = Delta()
-    for state in states:
-        delta.add_message(state, +1)
-    return delta
 

@@ -19,10 +19,10 @@ from decimal import Decimal
 import msgspec
 import psycopg
 
-from archive.rollups import hour_of
+from archive.rollups import ALL_CHANNELS, hour_of
 from pipeline import histogram
 from pipeline.insight import carrier_name
-from pipeline.status_codes import READ_RECEIPT_CHANNELS, lookup
+from pipeline.status_codes import lookup
 
 GROUP_BY = ("channel", "country", "carrier", "status_code", "day", "hour", "action")
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email")
@@ -107,18 +107,34 @@ def check(group_by: str | None, channel: str | None) -> str:
 
 
 _TTF_SUMS = ", ".join(f"sum(ttf[{i + 1}])" for i in range(histogram.N))
-_RR = "channel = ANY(%(rr)s)"
+# Hourly rows for the partial days at the range's ends, daily rows for the whole days between.
+_PERIODS = ("((span = 1 AND (hour >= %(h0)s AND hour < %(d0)s OR hour >= %(d1)s AND hour < %(until)s)) "
+            "OR (span = 24 AND hour >= %(d0)s AND hour < %(d1)s))")
+_HOURS_ONLY = "span = 1 AND hour >= %(h0)s AND hour < %(until)s"
 
 
-def _select(key_sql: str, dim: str, channel: str | None) -> str:
-    narrow = " AND channel = %(channel)s" if channel else ""
+def _where(dim: str, group_by: str) -> str:
+    periods = _HOURS_ONLY if group_by == "hour" else _PERIODS
+    return f"dim = '{dim}' AND channel = %(channel)s AND {periods}"
+
+
+def _select(key_sql: str, dim: str, group_by: str) -> str:
     return (
         f"SELECT {key_sql} AS k, sum(sent), sum(final), sum(delivered), sum(read), sum(failed), sum(inbound), "
-        f"coalesce(sum(read) FILTER (WHERE {_RR}), 0), coalesce(sum(final) FILTER (WHERE {_RR}), 0), {_TTF_SUMS} "
-        f"FROM insight_rollup WHERE dim = '{dim}' AND hour >= %(since)s AND hour < %(until)s{narrow} "
+        f"sum(rr_read), sum(rr_final), {_TTF_SUMS} FROM insight_rollup WHERE {_where(dim, group_by)} "
         # A message that moved to another group leaves zeros behind in its old one.
         "GROUP BY 1 HAVING sum(sent) <> 0 OR sum(inbound) <> 0"
     )
+
+
+def periods(since: datetime, until: datetime) -> dict[str, datetime]:
+    """h0: first hour; [d0, d1): the whole days inside [h0, until), read from daily rows (empty: d0 = d1)."""
+    h0 = hour_of(since)
+    d0 = h0 if h0.hour == 0 else (h0.replace(hour=0) + timedelta(days=1))
+    d1 = until.replace(hour=0, minute=0, second=0, microsecond=0)
+    if d1 <= d0:
+        d0 = d1 = h0
+    return {"h0": h0, "d0": d0, "d1": d1, "until": until}
 
 
 def _key_sql(group_by: str) -> tuple[str, str]:
@@ -145,21 +161,19 @@ def plan(group_by: str, since: datetime, until: datetime, channel: str | None = 
          histogram: bool = False) -> Plan:
     group_by = check(group_by, channel)
     key_sql, dim = _key_sql(group_by)
-    narrow = " AND channel = %(channel)s" if channel else ""
-    window = f"hour >= %(since)s AND hour < %(until)s{narrow}"
     spend = None
     if dim != "action":
         spend = (f"SELECT {key_sql}, currency, sum(amount) FROM insight_spend "
-                 f"WHERE dim = '{dim}' AND {window} GROUP BY 1, 2 ORDER BY 1, 2")
+                 f"WHERE {_where(dim, group_by)} GROUP BY 1, 2 ORDER BY 1, 2")
     failures = None
     if group_by in ("carrier", "country"):
         failures = ("SELECT split_part(key, '|', 1), split_part(key, '|', 2)::integer, sum(failed) "
-                    f"FROM insight_rollup WHERE dim = '{dim}_code' AND {window} "
+                    f"FROM insight_rollup WHERE {_where(dim + '_code', group_by)} "
                     "GROUP BY 1, 2 HAVING sum(failed) > 0 ORDER BY 1, 3 DESC, 2")
     return Plan(
         group_by=group_by,
-        params={"since": since, "until": until, "channel": channel, "rr": list(READ_RECEIPT_CHANNELS)},
-        counts=_select(key_sql, dim, channel),
+        params={**periods(since, until), "channel": channel or ALL_CHANNELS},
+        counts=_select(key_sql, dim, group_by),
         spend=spend,
         failures=failures,
         histogram=histogram,
@@ -268,7 +282,7 @@ def alert_counts(conn: psycopg.Connection, hours: list[datetime],
     """(final, delivered or read) per (dimension, key) over the given hours, for the alert evaluator."""
     rows = conn.execute(
         "SELECT dim, key, sum(final), sum(delivered) + sum(read) FROM insight_rollup "
-        "WHERE dim = ANY(%s) AND hour = ANY(%s) AND key <> '' GROUP BY 1, 2",
-        (list(dims), hours),
+        "WHERE dim = ANY(%s) AND channel = %s AND span = 1 AND hour = ANY(%s) AND key <> '' GROUP BY 1, 2",
+        (list(dims), ALL_CHANNELS, hours),
     ).fetchall()
     return {(dim, key): (int(final), int(good)) for dim, key, final, good in rows}

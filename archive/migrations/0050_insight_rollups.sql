@@ -18,14 +18,17 @@ CREATE TABLE insight_messages (
     spend         numeric
 );
 
--- Counters per hour (the hour the messages were sent in) and group. `dim` says what `key` is:
--- channel, country, carrier, status_code (the final code; '' until final) or action (inbound
--- messages by keyword action). `channel` is repeated on every row so any figure can be narrowed to
--- one channel. '' stands for unknown. `ttf` counts times to final in pipeline/histogram.py's buckets.
+-- Counters per group and period (the period the messages were sent in). `dim` says what `key` is:
+-- channel, country, carrier, status_code (the final code; '' until final), carrier_code and
+-- country_code ('<key>|<code>' of failures) or action (inbound messages by keyword action).
+-- `channel` is one channel, or '*' for all of them; `span` is 1 (the row covers the hour starting
+-- at `hour`) or 24 (the day starting there). '' stands for unknown. `ttf` counts times to final in
+-- pipeline/histogram.py's buckets; rr_final and rr_read count the channels with read receipts.
 CREATE TABLE insight_rollup (
     dim       text        NOT NULL,
-    hour      timestamptz NOT NULL,
     channel   text        NOT NULL,
+    span      smallint    NOT NULL,
+    hour      timestamptz NOT NULL,
     key       text        NOT NULL,
     sent      bigint      NOT NULL DEFAULT 0,
     final     bigint      NOT NULL DEFAULT 0,
@@ -33,16 +36,19 @@ CREATE TABLE insight_rollup (
     read      bigint      NOT NULL DEFAULT 0,
     failed    bigint      NOT NULL DEFAULT 0,
     inbound   bigint      NOT NULL DEFAULT 0,
+    rr_final  bigint      NOT NULL DEFAULT 0,
+    rr_read   bigint      NOT NULL DEFAULT 0,
     ttf       integer[]   NOT NULL,
-    PRIMARY KEY (dim, hour, channel, key)
+    PRIMARY KEY (dim, channel, span, hour, key)
 );
 
 CREATE TABLE insight_spend (
     dim      text        NOT NULL,
-    hour     timestamptz NOT NULL,
     channel  text        NOT NULL,
+    span     smallint    NOT NULL,
+    hour     timestamptz NOT NULL,
     key      text        NOT NULL,
     currency text        NOT NULL,
     amount   numeric     NOT NULL DEFAULT 0,
-    PRIMARY KEY (dim, hour, channel, key, currency)
+    PRIMARY KEY (dim, channel, span, hour, key, currency)
 );

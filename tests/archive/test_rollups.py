@@ -167,3 +167,23 @@ def test_bad_parameters_say_what_is_wrong(group_by, channel, since, until, messa
     with pytest.raises(stats.StatsError, match=message):
         stats.check(group_by, channel)
         stats.time_range(since, until)
+
+
+@pytest.mark.parametrize(("since_h", "until_h"), [(5, 70), (0, 48), (23, 25), (30, 31), (1, 72)])
+def test_ranges_over_days_read_daily_and_hourly_rows_without_gaps_or_overlaps(database_url, since_h, until_h):
+    """Whole days come from daily rows, the partial days at the ends from hourly rows: same totals as hour by hour."""
+    conn = connect(database_url)
+    day0 = base_time().replace(hour=0) - timedelta(days=4)
+    bodies = [sms_report(f"{h:016X}{i:016X}", 200 if i % 3 else 220, day0 + timedelta(hours=h, minutes=10 + i), "310-260")
+              for h in range(72) for i in range(2)]
+    Writer().archive(conn, [row_of(b, channel="sms") for b in bodies])
+    since, until = day0 + timedelta(hours=since_h, minutes=20), day0 + timedelta(hours=until_h, minutes=5)
+    hours = {g.key: g for g in stats.query(conn, "hour", since, until).groups}
+    (carrier,) = stats.query(conn, "carrier", since, until).groups
+    days = stats.query(conn, "day", since, until).groups
+    expected_hours = min(until_h, 71) - since_h + 1  # the data covers hours 0..71
+    assert len(hours) == expected_hours
+    for figure in ("sent", "final", "delivered", "failed"):
+        total = sum(getattr(g, figure) for g in hours.values())
+        assert getattr(carrier, figure) == total == sum(getattr(g, figure) for g in days)
+    assert carrier.sent == 2 * expected_hours

@@ -1,0 +1,187 @@
+"""Stats benchmark: each grouped /v1/stats query over the rollups of 10 million archived callbacks.
+
+Builds the rollups that N messages with two callbacks each (default 5,000,000
+messages = 10,000,000 callbacks) spread over 30 days produce, with the real
+rollup code (archive/rollups.py's Delta, the same contribution a worker adds
+per message) and the real schema, then times every group_by of
+archive/stats.py (the query behind GET /v1/stats) over the last 24 hours, 7
+days and 30 days. Baseline in the same run: the same figures grouped straight
+from the per-message table (`insight_messages`, one row per message: what a
+query without rollups would at least have to read).
+
+The `events` table itself is not filled: the figures never read it, and 10
+million raw bodies (~10 GB) do not fit this machine's disk budget; what a
+query costs depends on the rollup rows, which are here in full.
+
+    python bench/stats.py [--messages 5000000] [--days 30] [--runs 5] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from archive import stats  # noqa: E402
+from archive.migrate import migrate  # noqa: E402
+from archive.rollups import Delta, MessageState  # noqa: E402
+
+CHANNELS = [("sms", 0.70), ("whatsapp", 0.12), ("rcs", 0.06), ("viber", 0.04), ("mms", 0.04), ("email", 0.04)]
+# Final outcome mix: (code by channel family, outcome, share)
+SMS_FINALS = [(200, "delivered", 0.90), (220, "failed", 0.03), (211, "failed", 0.03), (207, "failed", 0.02),
+              (229, "blocked", 0.01), (231, "rejected", 0.01)]
+MSG_FINALS = [(3000, "delivered", 0.60), (3005, "read", 0.30), (3032, "failed", 0.05), (3031, "failed", 0.03),
+              (3033, "failed", 0.02)]
+COUNTRIES = 40
+CARRIERS_PER_COUNTRY = 3
+
+
+def pick(rng: random.Random, table):
+    x, acc = rng.random(), 0.0
+    for row in table:
+        acc += row[-1]
+        if x < acc:
+            return row
+    return table[-1]
+
+
+def messages(n: int, days: int, now: datetime, seed: int = 7):
+    """N message states as the rollups would hold them after both callbacks of each message."""
+    rng = random.Random(seed)
+    start = now - timedelta(days=days)
+    span = days * 86400
+    countries = [f"C{c:02d}" for c in range(COUNTRIES)]
+    for i in range(n):
+        channel = pick(rng, CHANNELS)[0]
+        c = int(rng.paretovariate(1.2)) % COUNTRIES  # a few big countries, a long tail
+        carrier = f"{200 + c:03d}-{rng.randrange(CARRIERS_PER_COUNTRY):02d}"
+        first = start + timedelta(seconds=rng.random() * span)
+        pending = rng.random() < 0.03
+        code, outcome, _ = pick(rng, SMS_FINALS if channel in ("sms", "mms") else MSG_FINALS)
+        ttf = rng.lognormvariate(2.0, 1.3)
+        priced = channel == "sms"
+        yield MessageState(
+            reference_id=f"{i:032X}",
+            hour=first.replace(minute=0, second=0, microsecond=0),
+            first_at=first,
+            channel=channel,
+            country=countries[c],
+            carrier=carrier,
+            final_code=None if pending else code,
+            final_outcome=None if pending else outcome,
+            final_rank=None if pending else (3 if outcome == "read" else 2),
+            final_at=None if pending else first + timedelta(seconds=ttf),
+            currency="USD" if priced else None,
+            spend=Decimal("0.0075") * rng.choice((1, 1, 1, 2)) if priced else None,
+        )
+
+
+def load(conn: psycopg.Connection, n: int, days: int, now: datetime) -> tuple[int, float]:
+    delta = Delta()
+    t0 = time.perf_counter()
+    with conn.cursor().copy(
+        "COPY insight_messages (reference_id, hour, first_at, channel, country, carrier, final_code, final_outcome, "
+        "final_rank, final_at, currency, spend) FROM STDIN"
+    ) as copy:
+        for state in messages(n, days, now):
+            delta.add_message(state, +1)
+            copy.write_row((state.reference_id, state.hour, state.first_at, state.channel, state.country,
+                            state.carrier, state.final_code, state.final_outcome, state.final_rank, state.final_at,
+                            state.currency, state.spend))
+    rows = delta.rollup_rows()
+    with conn.cursor().copy(
+        "COPY insight_rollup (dim, hour, channel, key, sent, final, delivered, read, failed, inbound, ttf) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+    with conn.cursor().copy("COPY insight_spend (dim, hour, channel, key, currency, amount) FROM STDIN") as copy:
+        for row in delta.spend_rows():
+            copy.write_row(row)
+    conn.execute("ANALYZE insight_rollup")
+    conn.execute("ANALYZE insight_spend")
+    conn.execute("ANALYZE insight_messages")
+    return len(rows), time.perf_counter() - t0
+
+
+BASELINE = (
+    "SELECT {key}, count(*), count(final_outcome), count(*) FILTER (WHERE final_outcome IN ('delivered', 'read')), "
+    "percentile_disc(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY final_at - first_at) "
+    "FROM insight_messages WHERE hour >= %s AND hour < %s GROUP BY 1"
+)
+
+
+def timed(func, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5_000_000, help="messages (two callbacks each)")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--database-url", default=None, help="an empty database; default: an embedded PostgreSQL")
+    args = parser.parse_args()
+
+    server = None
+    home = None
+    url = args.database_url
+    if url is None:
+        from archive.embedded import start
+
+        home = Path(tempfile.mkdtemp(prefix="tspipe-bench-stats-"))
+        home.chmod(0o755)
+        server = start(home / "data")
+        url = server.get_uri()
+    now = datetime.now(timezone.utc)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+            if conn.execute("SELECT count(*) FROM insight_rollup").fetchone()[0]:
+                sys.exit("bench/stats.py: the database already has rollups; give it an empty one")
+            rollup_rows, seconds = load(conn, args.messages, args.days, now)
+            size = conn.execute("SELECT pg_total_relation_size('insight_rollup') + "
+                                "pg_total_relation_size('insight_spend')").fetchone()[0]
+            print(f"loaded {args.messages:,} messages ({2 * args.messages:,} callbacks) over {args.days} days "
+                  f"in {seconds:.0f} s: {rollup_rows:,} rollup rows, {size / 1e6:.0f} MB")
+            print(f"{'group_by':<12} {'range':>6} {'groups':>7} {'median ms':>10}  goal <= 100 ms")
+            worst = 0.0
+            for label, span in (("24h", timedelta(hours=24)), ("7d", timedelta(days=7)), ("30d", timedelta(days=args.days))):
+                since, until = now - span, now
+                for group_by in stats.GROUP_BY:
+                    groups = len(stats.query(conn, group_by, since, until).groups)
+                    ms = timed(lambda: stats.query(conn, group_by, since, until), args.runs)
+                    worst = max(worst, ms)
+                    print(f"{group_by:<12} {label:>6} {groups:>7} {ms:>10.1f}  {'ok' if ms <= 100 else 'MISSED'}")
+            since = now - timedelta(days=args.days)
+            base = timed(lambda: conn.execute(BASELINE.format(key="carrier"), (since, now)).fetchall(), 1)
+            roll = timed(lambda: stats.query(conn, "carrier", since, now), args.runs)
+            print(f"baseline: carrier over {args.days} days from the per-message table {base:.0f} ms; "
+                  f"from the rollups {roll:.1f} ms ({base / roll:.0f}x)")
+            print(f"slowest grouped query: {worst:.1f} ms ({'goal met' if worst <= 100 else 'goal MISSED'})")
+    finally:
+        if server is not None:
+            server.cleanup()
+            import shutil
+
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
