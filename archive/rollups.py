@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import msgspec
@@ -115,8 +115,11 @@ ALL_CHANNELS = "*"  # rows that count every channel, so a query without a channe
 HOUR, DAY = 1, 24  # a row's span in hours: hourly rows, and daily rows so long ranges read few rows
 
 
-def _day_of(hour: datetime) -> datetime:
-    return hour.replace(hour=0)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _start(hour_number: int) -> datetime:
+    return _EPOCH + timedelta(hours=hour_number)
 
 
 class Delta:
@@ -132,14 +135,16 @@ class Delta:
         self.spend: dict[tuple, Decimal] = defaultdict(Decimal)
 
     @staticmethod
-    def _rows(dim: str, hour: datetime, channel: str, key: str) -> tuple[tuple, ...]:
-        day = _day_of(hour)
+    def _rows(dim: str, hour: int, channel: str, key: str) -> tuple[tuple, ...]:
+        """Keys hold hours since the epoch, not datetimes: an aware datetime hashes ten times slower."""
+        day = hour - hour % 24
         return ((dim, channel, HOUR, hour, key), (dim, channel, DAY, day, key),
                 (dim, ALL_CHANNELS, HOUR, hour, key), (dim, ALL_CHANNELS, DAY, day, key))
 
     def add_message(self, state: MessageState, sign: int) -> None:
         if state.hour is None:
             return
+        hour = int(state.hour.timestamp()) // 3600
         final = state.final_outcome is not None
         bucket = None
         if final and state.final_at is not None and state.first_at is not None:
@@ -162,7 +167,7 @@ class Delta:
         code_key = str(state.final_code) if final else ""
         for dim, key in (("channel", state.channel), ("country", state.country),
                          ("carrier", state.carrier), ("status_code", code_key)):
-            for row in self._rows(dim, state.hour, state.channel, key):
+            for row in self._rows(dim, hour, state.channel, key):
                 counts = self.counts[row]
                 for i, v in enumerate(vector):
                     if v:
@@ -174,7 +179,7 @@ class Delta:
         if final and outcome in FAILED:
             # Failure codes per carrier and per country, for "worst carriers and their codes".
             for dim, key in (("carrier_code", state.carrier), ("country_code", state.country)):
-                for row in self._rows(dim, state.hour, state.channel, f"{key}|{state.final_code}"):
+                for row in self._rows(dim, hour, state.channel, f"{key}|{state.final_code}"):
                     self.counts[row][_FAILED] += sign
 
     def add_inbound(self, event: Event) -> None:
@@ -183,7 +188,7 @@ class Delta:
             return
         channel = event.channel.value if event.channel is not None else ""
         action = event.action.value if event.action is not None else ""
-        for row in self._rows("action", hour_of(when), channel, action):
+        for row in self._rows("action", int(when.timestamp()) // 3600, channel, action):
             self.counts[row][_INBOUND] += 1
 
     def rollup_rows(self) -> list[tuple]:
@@ -195,11 +200,13 @@ class Delta:
             for bucket, n in self.ttf.get(row, {}).items():
                 ttf[bucket] = n
             if any(counts) or any(ttf):
-                rows.append((*row, *counts, ttf))
+                dim, channel, span, hour, key = row
+                rows.append((dim, channel, span, _start(hour), key, *counts, ttf))
         return rows
 
     def spend_rows(self) -> list[tuple]:
-        return [(*row, amount) for row, amount in sorted(self.spend.items()) if amount]
+        return [(dim, channel, span, _start(hour), key, currency, amount)
+                for (dim, channel, span, hour, key, currency), amount in sorted(self.spend.items()) if amount]
 
 
 _CLAIM = (

@@ -58,61 +58,77 @@ def pick(rng: random.Random, table):
 
 
 def messages(n: int, days: int, now: datetime, seed: int = 7):
-    """N message states as the rollups would hold them after both callbacks of each message."""
+    """Lists of message states, one list per day (oldest first), as the rollups hold them after both callbacks."""
     rng = random.Random(seed)
-    start = now - timedelta(days=days)
-    span = days * 86400
+    # Whole UTC days ending with today up to now: a day's rollup rows all come from that day's messages.
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days - 1)
     countries = [f"C{c:02d}" for c in range(COUNTRIES)]
-    for i in range(n):
-        channel = pick(rng, CHANNELS)[0]
-        c = int(rng.paretovariate(1.2)) % COUNTRIES  # a few big countries, a long tail
-        carrier = f"{200 + c:03d}-{rng.randrange(CARRIERS_PER_COUNTRY):02d}"
-        first = start + timedelta(seconds=rng.random() * span)
-        pending = rng.random() < 0.03
-        code, outcome, _ = pick(rng, SMS_FINALS if channel in ("sms", "mms") else MSG_FINALS)
-        ttf = rng.lognormvariate(2.0, 1.3)
-        priced = channel == "sms"
-        yield MessageState(
-            reference_id=f"{i:032X}",
-            hour=first.replace(minute=0, second=0, microsecond=0),
-            first_at=first,
-            channel=channel,
-            country=countries[c],
-            carrier=carrier,
-            final_code=None if pending else code,
-            final_outcome=None if pending else outcome,
-            final_rank=None if pending else (3 if outcome == "read" else 2),
-            final_at=None if pending else first + timedelta(seconds=ttf),
-            currency="USD" if priced else None,
-            spend=Decimal("0.0075") * rng.choice((1, 1, 1, 2)) if priced else None,
-        )
+    per_day = n // days
+    for day in range(days):
+        states = []
+        for j in range(per_day if day < days - 1 else n - per_day * (days - 1)):
+            i = day * per_day + j
+            channel = pick(rng, CHANNELS)[0]
+            c = int(rng.paretovariate(1.2)) % COUNTRIES  # a few big countries, a long tail
+            carrier = f"{200 + c:03d}-{rng.randrange(CARRIERS_PER_COUNTRY):02d}"
+            length = 86400 if day < days - 1 else max(60.0, (now - today).total_seconds())
+            first = start + timedelta(days=day, seconds=rng.random() * length)
+            pending = rng.random() < 0.03
+            code, outcome, _ = pick(rng, SMS_FINALS if channel in ("sms", "mms") else MSG_FINALS)
+            ttf = rng.lognormvariate(2.0, 1.3)
+            priced = channel == "sms"
+            states.append(MessageState(
+                reference_id=f"{i:032X}",
+                hour=first.replace(minute=0, second=0, microsecond=0),
+                first_at=first,
+                channel=channel,
+                country=countries[c],
+                carrier=carrier,
+                final_code=None if pending else code,
+                final_outcome=None if pending else outcome,
+                final_rank=None if pending else (3 if outcome == "read" else 2),
+                final_at=None if pending else first + timedelta(seconds=ttf),
+                currency="USD" if priced else None,
+                spend=Decimal("0.0075") * rng.choice((1, 1, 1, 2)) if priced else None,
+            ))
+        yield states
 
 
 def load(conn: psycopg.Connection, n: int, days: int, now: datetime) -> tuple[int, float]:
-    delta = Delta()
+    """Messages day by day through the real rollup code (one Delta per day: days never share a row)."""
     t0 = time.perf_counter()
-    with conn.cursor().copy(
-        "COPY insight_messages (reference_id, hour, first_at, channel, country, carrier, final_code, final_outcome, "
-        "final_rank, final_at, currency, spend) FROM STDIN"
-    ) as copy:
-        for state in messages(n, days, now):
+    rollup_rows = 0
+    for day, states in enumerate(messages(n, days, now)):
+        delta = Delta()
+        for state in states:
             delta.add_message(state, +1)
-            copy.write_row((state.reference_id, state.hour, state.first_at, state.channel, state.country,
-                            state.carrier, state.final_code, state.final_outcome, state.final_rank, state.final_at,
-                            state.currency, state.spend))
-    rows = delta.rollup_rows()
-    with conn.cursor().copy(
-        "COPY insight_rollup (dim, hour, channel, key, sent, final, delivered, read, failed, inbound, ttf) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row(row)
-    with conn.cursor().copy("COPY insight_spend (dim, hour, channel, key, currency, amount) FROM STDIN") as copy:
-        for row in delta.spend_rows():
-            copy.write_row(row)
-    conn.execute("ANALYZE insight_rollup")
-    conn.execute("ANALYZE insight_spend")
-    conn.execute("ANALYZE insight_messages")
-    return len(rows), time.perf_counter() - t0
+        with conn.cursor().copy(
+            "COPY insight_messages (reference_id, hour, first_at, channel, country, carrier, final_code, "
+            "final_outcome, final_rank, final_at, currency, spend) FROM STDIN"
+        ) as copy:
+            for state in states:
+                copy.write_row((state.reference_id, state.hour, state.first_at, state.channel, state.country,
+                                state.carrier, state.final_code, state.final_outcome, state.final_rank,
+                                state.final_at, state.currency, state.spend))
+        rows = delta.rollup_rows()
+        rollup_rows += len(rows)
+        with conn.cursor().copy(
+            "COPY insight_rollup (dim, channel, span, hour, key, sent, final, delivered, read, failed, inbound, "
+            "rr_final, rr_read, ttf) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        with conn.cursor().copy(
+            "COPY insight_spend (dim, channel, span, hour, key, currency, amount) FROM STDIN"
+        ) as copy:
+            for row in delta.spend_rows():
+                copy.write_row(row)
+        print(f"  day {day + 1}/{days}: {len(states):,} messages, {len(rows):,} rollup rows, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+    for table in ("insight_rollup", "insight_spend", "insight_messages"):
+        conn.execute(f"VACUUM ANALYZE {table}")
+    return rollup_rows, time.perf_counter() - t0
 
 
 BASELINE = (
