@@ -7,10 +7,10 @@ broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu import Queue
 
-from config import Settings, get_settings
+from config import Settings, get_settings, tracing
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
@@ -79,6 +79,18 @@ def make_celery(settings: Settings | None = None) -> Celery:
         }
     app.conf.include.append("workers.alerts")
     return app
+
+
+@worker_process_init.connect
+def _tspipe_tracing(**_: object) -> None:
+    """Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set: per worker process, after the fork (config/tracing.py)."""
+    if tracing.setup("tspipe-worker"):
+        tracing.setup_celery_worker()
+
+
+@worker_process_shutdown.connect
+def _tspipe_tracing_flush(**_: object) -> None:
+    tracing.flush()
 
 
 @setup_logging.connect

@@ -8,6 +8,10 @@ at-least-once, and order is not promised (webhook-id lets receivers dedupe).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
+
 import msgspec
 
 from pipeline.alerts import ALERT_ENCODER
@@ -50,24 +54,40 @@ def fan_out_alerts(alerts: list) -> None:
                     app.send_task(plugin.name, args=args, queue=plugin.queue, producer=producer)
 
 
-def fan_out(events: list[Event]) -> None:
+def fan_out(events: list[Event], span_for: Callable[[list[Event]], ContextManager] | None = None) -> None:
+    """Enqueue each event for every target that wants it.
+
+    `span_for(events)` (tracing on, workers/traced.py) makes each enqueue happen inside a span of the
+    trace of the callbacks it carries, so the delivery task continues their traces.
+    """
     if not events:
         return
     encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
+    within = span_for or _untraced
     app = celery_app()
     # One broker connection for the whole batch instead of one checkout per message.
     with app.producer_or_acquire() as producer:
         for dest in load_destinations():
-            wanted = [encoded[e.event_id] for e in events if dest.filter.matches(e)]
+            wanted = [e for e in events if dest.filter.matches(e)]
             for chunk in _chunks(wanted, dest.batch_size):
-                body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
-                enqueue(dest, body, producer=producer)
+                bodies = [encoded[e.event_id] for e in chunk]
+                body = bodies[0] if dest.batch_size == 1 else b"[" + b",".join(bodies) + b"]"
+                with within(chunk):
+                    enqueue(dest, body, producer=producer)
         for plugin in load_plugins():
-            wanted = [msgspec.json.decode(encoded[e.event_id]) for e in events if plugin.filter.matches(e)]
+            wanted = [e for e in events if plugin.filter.matches(e)]
             if not wanted:
                 continue
             if plugin.batch:
-                app.send_task(plugin.name, args=(wanted,), queue=plugin.queue, producer=producer)
+                with within(wanted):
+                    app.send_task(plugin.name, args=([msgspec.json.decode(encoded[e.event_id]) for e in wanted],),
+                                  queue=plugin.queue, producer=producer)
             else:
-                for item in wanted:
-                    app.send_task(plugin.name, args=(item,), queue=plugin.queue, producer=producer)
+                for event in wanted:
+                    with within([event]):
+                        app.send_task(plugin.name, args=(msgspec.json.decode(encoded[event.event_id]),),
+                                      queue=plugin.queue, producer=producer)
+
+
+def _untraced(_: list[Event]) -> ContextManager:
+    return nullcontext()
