@@ -15,11 +15,12 @@ with the rows that were new.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
 from archive import rollups
+from archive.erase import ERASE_LOCK, LOCK_SHARED
 from archive.partitions import PartitionCache
 from archive.rows import ArchiveRow, copy_values
 
@@ -75,9 +76,21 @@ class Writer:
                 new.append(row)
         return new
 
-    def archive(self, conn: psycopg.Connection, rows: Sequence[ArchiveRow]) -> list[ArchiveRow]:
-        """One transaction: the rows, and everything that must commit with them. Returns the new rows."""
+    def archive(
+        self,
+        conn: psycopg.Connection,
+        rows: Sequence[ArchiveRow],
+        still_wanted: Callable[[Sequence[ArchiveRow]], Sequence[ArchiveRow]] | None = None,
+    ) -> list[ArchiveRow]:
+        """One transaction: the rows, and everything that must commit with them. Returns the new rows.
+
+        `still_wanted` runs once the transaction holds the erasure lock (shared): the
+        archive writer drops there the rows of backlog entries an erasure has scrubbed.
+        """
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute(LOCK_SHARED, (ERASE_LOCK,))
+            if still_wanted is not None:
+                rows = still_wanted(rows)
             new = self.write(cur, rows)
             rollups.apply(cur, new)
         return new

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline.signature import decode_api_key, sign  # noqa: E402
 from tests.faults.support import reference_id, unique_callbacks  # noqa: E402
 from tspipe.redis_server import RedisServer, free_port  # noqa: E402
-from workers import keys  # noqa: E402
-from workers.store import LAG_BUCKETS  # noqa: E402
+from store import keys  # noqa: E402
+from store.state import LAG_BUCKETS  # noqa: E402
 
 API_KEY = "EXAMPLE----TE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw=="
 CUSTOMER_ID = "BENCH"

@@ -54,7 +54,7 @@ def bodies(n: int) -> list[bytes]:
 
 
 def applied(client) -> int:
-    from workers import keys
+    from store import keys
 
     values = client.hgetall(keys.METRICS)
     return sum(int(v) for k, v in values.items() if k.startswith(METRIC_PREFIX.encode()))

@@ -34,6 +34,7 @@ from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
 from pipeline.signature import SignatureError, SignatureVerifier
+from store import connection
 
 log = structlog.get_logger("tspipe.ingest")
 
@@ -232,8 +233,8 @@ def create_app(settings: Settings) -> web.Application:
     app[PUBLISHER_KEY] = publisher
     app[BATCHER_KEY] = Batcher(settings, publisher, metrics)
     app[VERIFIER_KEY] = SignatureVerifier(settings.telesign_api_keys, settings.telesign_customer_id)
-    app[REDIS_KEY] = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=READY_TIMEOUT_S, socket_timeout=READY_TIMEOUT_S
+    app[REDIS_KEY] = connection.connect_async(
+        settings.redis_url, connect_timeout=READY_TIMEOUT_S, timeout=READY_TIMEOUT_S, retries=0
     )
     handle_callback = callback_handler(app)
     app.router.add_post(CALLBACKS, handle_callback)

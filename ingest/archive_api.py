@@ -1,5 +1,8 @@
 """The archive's routes on the web process: GET /v1/events and DELETE /v1/subjects/{address}.
 
+Erasure runs in a thread on sync clients (store/erasure.py): it is rare, and
+its Redis scans and the archive's transaction are simplest written straight.
+
 Mounted with `setup_archive_api(app, settings)`. PostgreSQL is reached
 through one async connection pool (psycopg_pool), opened at start-up without
 waiting, so a web process starts and takes callbacks while PostgreSQL is
@@ -15,6 +18,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import psycopg
+import redis
 import structlog
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
@@ -22,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from archive import search, transactions
 from archive.migrate import migrate
 from config import Settings
+from store.erasure import ErasureKeyMissing, erase_everywhere, subject_pattern
 from ingest.read_access import token_denied
 from ingest.request_counts import add_get
 
@@ -83,7 +88,29 @@ def setup_archive_api(app: web.Application, settings: Settings) -> None:
             return _error(503, "the archive is unavailable; retry later")
         return web.Response(body=search.page(rows, query), content_type="application/json")
 
+    async def erase(request: web.Request) -> web.Response:
+        if denied := token_denied(request, token):
+            return denied
+        address = request.match_info["address"]
+        try:
+            subject_pattern(address)
+        except ValueError as exc:
+            return _error(400, str(exc))
+        try:
+            erased = await asyncio.to_thread(erase_everywhere, settings, address)
+        except ErasureKeyMissing as exc:
+            return _error(503, str(exc))
+        except (psycopg.Error, OSError) as exc:
+            log.warning("erasure failed: archive unavailable", error=type(exc).__name__)
+            return _error(503, "the archive is unavailable, nothing was erased; retry later")
+        except redis.RedisError as exc:
+            log.warning("erasure failed: Redis unavailable", error=type(exc).__name__)
+            return _error(503, "Redis is unavailable; retry later (erasure is safe to repeat)")
+        log.info("subject erased", address=address, erased=erased)
+        return web.json_response({"address": address, "erased": erased})
+
     add_get(app, "/v1/events", events)
+    app.router.add_delete("/v1/subjects/{address}", erase)
 
 
 async def archived_transaction(app: web.Application, reference_id: str) -> bytes | None:

@@ -1,6 +1,6 @@
 """The workers' figures on the web process's /metrics, so one scrape covers the whole cluster.
 
-Workers keep their counters in one Redis hash (workers.keys.METRICS) whose
+Workers keep their counters in one Redis hash (store.keys.METRICS) whose
 fields are complete Prometheus series (`name{labels}`); any number of worker
 processes add to the same series, and this module renders them as text
 exposition with their TYPE lines, plus the current queue, quarantine,
@@ -14,8 +14,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from store import archive_backlog
-from workers import keys
+from store import archive_backlog, keys
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 TIMEOUT_S = 0.5

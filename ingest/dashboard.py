@@ -22,7 +22,7 @@ from config.logging import mask_text
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
 from store import alerts as alert_keys
-from workers import keys
+from store import keys
 
 STATIC = Path(__file__).parent / "static"
 _SERIES = re.compile(r'^tspipe_events_total\{(.*)\}$')

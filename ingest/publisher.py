@@ -2,7 +2,7 @@
 
 Live batches are LPUSHed from the event loop through one reused async Redis
 connection: a batch is in Redis when LPUSH returns, which is when callers may
-answer 200. The same script call journals the message (workers/journal.py),
+answer 200. The same script call journals the message (store/journal.py),
 so a worker that dies while taking it cannot lose it. (Publishing with kombu
 meant a synchronous `send_task` on a thread: ~0.5 ms of CPU per batch plus GIL
 hand-offs between that thread and the loop, a third of the ingress's CPU.)
@@ -22,17 +22,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import redis
-import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from config import Settings
 from ingest.spool import Spool, SpoolFull
 from ingest.task_message import ingest_batch_message
-from workers import journal
+from store import connection, journal
 
 log = structlog.get_logger("tspipe.ingest")
 
@@ -57,12 +52,10 @@ class Publisher:
         self.settings = settings
         self.queue = settings.queue
         # No client-side retries: a failed batch is spooled at once instead.
-        timeouts = {"socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_timeout": CONNECT_TIMEOUT_S}
-        self._client = aioredis.Redis.from_url(
-            settings.redis_url, single_connection_client=True, retry=AsyncRetry(NoBackoff(), 0), **timeouts
-        )
-        self._sync_client = redis.Redis.from_url(settings.redis_url, retry=Retry(NoBackoff(), 0), **timeouts)
-        # Each batch is queued and journalled in one script (see workers/journal.py).
+        timeouts = {"connect_timeout": CONNECT_TIMEOUT_S, "timeout": CONNECT_TIMEOUT_S, "retries": 0}
+        self._client = connection.connect_async(settings.redis_url, single_connection=True, **timeouts)
+        self._sync_client = connection.connect(settings.redis_url, **timeouts)
+        # Each batch is queued and journalled in one script (see store/journal.py).
         self._enqueue = self._client.register_script(journal.ENQUEUE)
         self._enqueue_sync = self._sync_client.register_script(journal.ENQUEUE)
         self._enqueue_keys = journal.enqueue_keys(self.queue)

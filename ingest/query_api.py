@@ -13,10 +13,11 @@ from aiohttp import web
 
 from config import Settings
 from ingest.archive_api import archived_transaction
+from store.erasure import optout_digest
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from workers import keys
-from workers.store import optout_from_hash
+from store import keys
+from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
 
@@ -57,6 +58,10 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
             return denied
         address = request.match_info["address"]
         data = await request.app[STORE_KEY].hgetall(keys.OPTOUT.format(address=address))
+        if not data and settings.erasure_key and address.strip():
+            # An erased address keeps its opt-out under a keyed hash (store/erasure.py).
+            digest = optout_digest(settings.erasure_key, address)
+            data = await request.app[STORE_KEY].hgetall(keys.OPTOUT_ERASED.format(digest=digest))
         if not data:
             return _error(404, f"no opt-out record for {address!r}")
         return _json(optout_from_hash(address, data))

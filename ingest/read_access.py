@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from config import Settings
-from config.settings import UNREACHABLE_REDIS_URL
+from store import connection
 
 STORE_KEY = web.AppKey("tspipe_read_redis", aioredis.Redis)
 
@@ -22,7 +22,7 @@ def use_store_client(app: web.Application, settings: Settings) -> None:
     """Give `app` its read endpoints' Redis client, once; it connects on first use and closes at cleanup."""
     if STORE_KEY in app:
         return
-    app[STORE_KEY] = aioredis.Redis.from_url(settings.redis_url or UNREACHABLE_REDIS_URL)
+    app[STORE_KEY] = connection.connect_async(settings.redis_url)
 
     async def close(app: web.Application) -> None:
         await app[STORE_KEY].aclose()

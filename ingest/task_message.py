@@ -20,7 +20,7 @@ import uuid
 import msgspec
 
 from pipeline.record import INGEST_BATCH_TASK
-from workers.serialization import CONTENT_TYPE, _encoder
+from store.serialization import CONTENT_ENCODING, CONTENT_TYPE, dumps
 
 # Celery's own defaults for a task sent with no options; "origin" is Celery's anon_nodename().
 _HEADERS = {
@@ -59,8 +59,8 @@ def ingest_batch_message(blob: bytes, queue: str, task_id: str | None = None) ->
     headers = _HEADERS.copy()
     headers["id"] = headers["root_id"] = task_id
     return _JSON.encode({
-        "body": _encoder.encode(((blob,), {}, _EMBED)),
-        "content-encoding": "binary",
+        "body": dumps(((blob,), {}, _EMBED)),
+        "content-encoding": CONTENT_ENCODING,
         "content-type": CONTENT_TYPE,
         "headers": headers,
         "properties": {

@@ -24,12 +24,13 @@ from collections.abc import Sequence
 
 import redis
 
-# The stream of batches (fields: b = msgpack list of Records, s = source), the bytes it holds,
-# and the consumer group of the archive writers.
-STREAM = "ts:archive:backlog"
-BYTES = "ts:archive:backlog:bytes"
-GROUP = "archive"
-METRICS = "ts:metrics"
+from store import keys
+
+# Stream entries' fields: b = the batch (msgpack list of Records), s = source ("callback" or "poll").
+STREAM = keys.ARCHIVE_BACKLOG
+BYTES = keys.ARCHIVE_BACKLOG_BYTES
+GROUP = keys.ARCHIVE_GROUP
+METRICS = keys.METRICS
 DROPPED = "tspipe_archive_dropped_total"
 
 # KEYS[1] stream, KEYS[2] byte counter, KEYS[3] metrics hash.
@@ -63,6 +64,21 @@ return freed
 """
 
 
+# KEYS[1] stream, KEYS[2] byte counter. ARGV[1] group, ARGV[2] entry id, ARGV[3] its bytes,
+# ARGV[4] the batch without the erased records ('' for none left), ARGV[5] source.
+# Replaces an entry by a scrubbed copy (a new id at the end of the stream); 0 if it was gone already.
+_REPLACE = r"""
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('XDEL', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], tonumber(ARGV[3]))
+if #ARGV[4] > 0 then
+  redis.call('XADD', KEYS[1], '*', 'b', ARGV[4], 's', ARGV[5])
+  redis.call('INCRBY', KEYS[2], #ARGV[4])
+end
+return 1
+"""
+
+
 class Entry:
     """One batch read from the backlog."""
 
@@ -87,6 +103,7 @@ class Backlog:
         self.max_bytes = max_bytes
         self._add = client.register_script(_ADD)
         self._done = client.register_script(_DONE)
+        self._replace = client.register_script(_REPLACE)
 
     def add(self, blob: bytes, records: int, source: str = "callback") -> bool:
         """Queue one batch for the archive; False (and counted) when the backlog is full."""
@@ -117,6 +134,28 @@ class Backlog:
         for entry in entries:
             args += [entry.id, len(entry.blob)]
         self._done(keys=[STREAM, BYTES, METRICS], args=args)
+
+    def entries(self, chunk: int = 500):
+        """Every entry waiting, oldest first (for erasure)."""
+        start = "-"
+        while True:
+            found = self.client.xrange(STREAM, start, "+", count=chunk)
+            for entry_id, fields in found:
+                yield self._entry(entry_id, fields)
+            if len(found) < chunk:
+                return
+            start = "(" + found[-1][0].decode()
+
+    def replace(self, entry: Entry, blob: bytes) -> bool:
+        """Swap an entry for a scrubbed copy of its batch (b'' drops it); False if a writer finished it first."""
+        return bool(self._replace(keys=[STREAM, BYTES], args=[GROUP, entry.id, len(entry.blob), blob, entry.source]))
+
+    def existing(self, ids: Sequence[bytes]) -> set[bytes]:
+        """Which of these entries are still in the stream (an erasure replaces the ones it scrubs)."""
+        pipe = self.client.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xrange(STREAM, entry_id, entry_id)
+        return {entry_id for entry_id, found in zip(ids, pipe.execute()) if found}
 
     def size(self) -> tuple[int, int, float]:
         """(batches waiting, bytes waiting, age in seconds of the oldest or 0) for tests and benchmarks."""

@@ -23,6 +23,7 @@ from tspipe.cmd_archive import archive_command  # noqa: E402
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
+from tspipe.cmd_erase import erase_command  # noqa: E402
 from tspipe.cmd_events import events_group  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
@@ -42,6 +43,7 @@ cli.add_command(config_group)
 cli.add_command(send_samples_command)
 cli.add_command(archive_command)
 cli.add_command(events_group)
+cli.add_command(erase_command)
 cli.add_command(stats_command)
 
 

@@ -26,12 +26,11 @@ def archive_command(batch: int) -> None:
         click.echo("tspipe archive: the archive is off (DATABASE_URL is not set); idle until stopped", err=True)
         stop.wait()
         sys.exit(0)
-    import redis
-
     from store.archive_backlog import Backlog
+    from store.connection import connect
     from workers.archiver import Archiver, log
 
-    backlog = Backlog(redis.Redis.from_url(settings.redis_url), settings.archive_backlog_max_bytes)
+    backlog = Backlog(connect(settings.redis_url), settings.archive_backlog_max_bytes)
     archiver = Archiver(backlog, settings.database_url, settings.archive_days, batch_entries=batch)
     log.info("archive writer started", consumer=archiver.consumer, retention_days=settings.archive_days)
     archiver.run(stop)

@@ -13,12 +13,12 @@ from pipeline.errors import TspipeError
 
 
 def _client():
-    import redis
+    from store import connection
 
     settings = get_settings()
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: point it at the Redis that tspipe's workers use")
-    return redis.Redis.from_url(settings.redis_url)
+    return connection.connect(settings.redis_url)
 
 
 @click.group("dlq")
@@ -31,7 +31,7 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
 def list_cmd(target: str | None, as_json: bool) -> None:
     """List dead letters, oldest first."""
-    from workers import deadletters
+    from store import deadletters
 
     for entry in deadletters.list_entries(_client(), target):
         if as_json:
@@ -47,8 +47,9 @@ def list_cmd(target: str | None, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Every entry (required when neither filter is given).")
 def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
-    from workers import deadletters
+    from store import deadletters
     from workers.app import make_celery
+    from workers.replay import replay
 
     if not (target or entry_ids or replay_all):
         raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
@@ -58,7 +59,7 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
         entries = deadletters.list_entries(client, target)
         if entry_ids:
             entries = [e for e in entries if e.id in entry_ids]
-        count = deadletters.replay(client, entries)
+        count = replay(client, entries)
     except TspipeError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"replayed {count} of {len(entries)}", err=True)
@@ -71,7 +72,7 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def purge_cmd(target: str | None, yes: bool) -> None:
     """Delete dead letters for good."""
-    from workers import deadletters
+    from store import deadletters
 
     if not yes:
         click.confirm("Delete these dead letters for good?", abort=True)

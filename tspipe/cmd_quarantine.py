@@ -17,10 +17,8 @@ from tspipe.context import settings_or_exit
 
 
 def _store():
-    # Imported here: importing workers builds the Celery app, which reads settings,
-    # and `tspipe --help` must work even when the environment is wrong.
     settings = settings_or_exit("quarantine", need_redis=True)
-    from workers.store import Store
+    from store.state import Store
 
     return Store.from_settings(settings)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import redis
 
 from pipeline.errors import TspipeError
+from store import connection
 
 
 class RedisServerError(TspipeError):
@@ -86,7 +87,7 @@ class RedisServer:
         ]
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = connection.connect(self.url, connect_timeout=0.5, timeout=0.5, retries=0)
         try:
             while True:
                 if self.process.poll() is not None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu import Queue
+from kombu.serialization import register
 
 from config import Settings, get_settings, tracing
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
+from store.serialization import CONTENT_ENCODING, CONTENT_TYPE, SERIALIZER, dumps, loads
 from workers.destinations import parse_destinations
-from workers.serialization import SERIALIZER
+
+register(SERIALIZER, dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

@@ -43,6 +43,11 @@ RETRY_MAX_S = 5.0
 
 def rows_of(entries: list[Entry]) -> list[ArchiveRow]:
     """Decode the backlog's records again (the body is the source of truth; a bad one was quarantined)."""
+    return [row for _, row in rows_by_entry(entries)]
+
+
+def rows_by_entry(entries: list[Entry]) -> list[tuple[bytes, ArchiveRow]]:
+    """(backlog entry id, row) for every record that decodes."""
     rows = []
     decode = pipeline.decode
     for entry in entries:
@@ -55,7 +60,8 @@ def rows_of(entries: list[Entry]) -> list[ArchiveRow]:
                 continue
             except Exception:  # a decoder bug: the worker quarantined it with the reason
                 continue
-            rows.append(ArchiveRow(event=event, body=record.body, received_at=received, request_id=record.request_id))
+            rows.append((entry.id, ArchiveRow(event=event, body=record.body, received_at=received,
+                                              request_id=record.request_id)))
     return rows
 
 
@@ -96,8 +102,15 @@ class Archiver:
         entries = self.backlog.read(self.consumer, self.batch_entries, self.block_ms, RECLAIM_IDLE_MS)
         if not entries:
             return 0
-        rows = rows_of(entries)
-        self.writer.archive(self.connection(), rows)
+        pairs = rows_by_entry(entries)
+        rows = [row for _, row in pairs]
+
+        def still_wanted(rows: list[ArchiveRow]) -> list[ArchiveRow]:
+            # Under the erasure lock: an erasure that ran since the read has scrubbed (replaced) entries.
+            live = self.backlog.existing([entry.id for entry in entries])
+            return rows if len(live) == len(entries) else [row for entry_id, row in pairs if entry_id in live]
+
+        self.writer.archive(self.connection(), rows, still_wanted)
         now = time.time()
         self.backlog.done(entries, len(rows))
         self._record_lag(rows, now)

@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from workers import keys
+from store import keys
 
 
 def wait_seconds(client: redis.Redis, name: str) -> float:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import random
 import time
-from functools import lru_cache
 
 import msgspec
 import redis
 from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
-from config.settings import UNREACHABLE_REDIS_URL
-from workers import circuit, deadletters, keys
+from store import connection, deadletters, keys
+from workers import circuit
 from workers.destinations import MAX_DELAY_SECONDS, Destination, by_name
 from workers.webhooks import DeliveryFailed, backoff, batch_id, post
 
@@ -33,13 +32,8 @@ _one = msgspec.json.Decoder(_IdOnly)
 _many = msgspec.json.Decoder(list[_IdOnly])
 
 
-@lru_cache(maxsize=4)
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
 def redis_client() -> redis.Redis:
-    return _client(get_settings().redis_url or UNREACHABLE_REDIS_URL)
+    return connection.shared(get_settings().redis_url)
 
 
 def message_id(body: bytes) -> str:

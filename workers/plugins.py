@@ -25,7 +25,7 @@ from celery.signals import import_modules, task_failure
 
 from config import get_settings
 from pipeline.event import EVENT_DECODER, Event
-from workers import deadletters
+from store import connection, deadletters
 from workers.destinations import Filter
 
 GROUP = "tspipe.plugins"
@@ -90,8 +90,6 @@ def _dead_letter_plugin(sender: Task | None = None, args: tuple = (), exception:
     """task_failure fires only once retries are exhausted (a retry is not a failure)."""
     if sender is None or sender.name not in plugin_names() or not args:
         return
-    from workers.delivery import redis_client
-
     attempts = (sender.request.retries or 0) + 1
     entry = deadletters.new_entry("plugin", sender.name, msgspec.json.encode(args[0]), repr(exception), attempts)
-    deadletters.add(redis_client(), entry)
+    deadletters.add(connection.shared(get_settings().redis_url), entry)

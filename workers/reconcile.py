@@ -23,7 +23,7 @@ import redis
 from celery import shared_task
 
 from config import Settings, get_settings
-from workers import keys
+from store import connection, keys
 
 STATUS_WINDOW_SECONDS = 12 * 3600
 RECONCILE_TASK = "tspipe.reconcile"
@@ -94,6 +94,5 @@ def reconcile_once(client: redis.Redis, settings: Settings, apply: Apply = defau
 
 @shared_task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> int:
-    from workers.delivery import redis_client
-
-    return reconcile_once(redis_client(), get_settings())
+    settings = get_settings()
+    return reconcile_once(connection.shared(settings.redis_url), settings)

@@ -3,7 +3,7 @@
 `tspipe.ingest_batch` never fails a batch because of one body: a body that
 does not decode is quarantined with its reason, and the rest is applied.
 Redis errors do raise. Celery then acknowledges the failed message, but the
-batch stays in the journal (workers/journal.py) until it is applied, and the
+batch stays in the journal (store/journal.py) until it is applied, and the
 journal sweep queues it again; the store's dedup makes a second pass
 side-effect-free.
 """
@@ -25,10 +25,12 @@ from config import get_settings, tracing
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
+from store import journal
 from store.archive_backlog import Backlog
-from workers import actions, fanout, journal
+from store.quarantine import QuarantineEntry
+from store.state import Store
+from workers import actions, fanout
 from workers.app import app
-from workers.store import QuarantineEntry, Store
 from workers.telesign_client import TelesignError, send_reply
 
 log = structlog.get_logger("tspipe.worker")
@@ -186,7 +188,7 @@ def ingest_batch(self, blob: bytes) -> int:
 
 @app.task(name=JOURNAL_SWEEP_TASK)
 def journal_sweep() -> int:
-    """Beat: queue again the batches lost between Redis and a worker (see workers/journal.py)."""
+    """Beat: queue again the batches lost between Redis and a worker (see store/journal.py)."""
     settings = get_settings()
     requeued, in_flight, gave_up = journal.Sweep(
         get_store().client, settings.queue, grace=settings.journal_grace_seconds

@@ -44,7 +44,7 @@ def test_batch_summary_counts_with_debug_off(redis_url):
     from datetime import datetime, timezone
 
     from pipeline.record import Record, encode_batch
-    from workers.store import Store
+    from store.state import Store
     from workers.tasks import process_batch
 
     stream = io.StringIO()

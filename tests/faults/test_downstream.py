@@ -14,7 +14,9 @@ from pipeline.record import Record, encode_batch
 from tests.faults.support import unique_callbacks
 from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, wait_for
 from tests.workers.test_delivery import dest
-from workers import deadletters, tasks
+from store import deadletters
+from workers.replay import replay
+from workers import tasks
 
 EVENTS = 60
 
@@ -46,7 +48,7 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
             delivered_before = len(delivered)
             attempts = len(server.calls)
             state["fail_rate"] = 0.0
-            replayed = deadletters.replay(client, deadletters.list_entries(client))
+            replayed = replay(client, deadletters.list_entries(client))
             assert wait_for(lambda: len(delivered) >= len(applied), timeout=30)
             time.sleep(0.3)
         dlq_after = len(deadletters.list_entries(client))

@@ -18,7 +18,7 @@ from pipeline.record import encode_batch
 from tests.faults.fuzz import fuzz_bodies
 from tests.ingest.conftest import make_settings, signed
 from tests.ingest.queue import queued_batches
-from workers.store import Store
+from store.state import Store
 from workers.tasks import decode_records, process_batch
 
 FUZZ_COUNT = int(os.environ.get("TSPIPE_FUZZ_COUNT", "300"))

@@ -20,7 +20,7 @@ from tests.faults.support import reference_id, unique_callbacks
 from tests.workers.delivery_support import HttpServer, wait_for
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_delivery import dest
-from workers import keys
+from store import keys
 
 N_BATCHES, PER_BATCH = 12, 250
 
@@ -52,7 +52,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
             assert wait_for(lambda: settled(client), timeout=40)
             requeued = requeue_lost(client)
             assert wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) >= total, timeout=40)
-            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=12)
+            wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=60)
             time.sleep(0.3)
         finally:
             second.terminate()

@@ -10,7 +10,7 @@ from pipeline import decode
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from workers.tasks import process_batch
-from workers.store import Store
+from store.state import Store
 
 
 def _samples(text: str) -> dict[str, float]:

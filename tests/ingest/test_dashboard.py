@@ -12,7 +12,7 @@ from ingest.app import create_app
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from tspipe.redis_server import free_port
-from workers.store import Store
+from store.state import Store
 from workers.tasks import process_batch
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,3 +67,20 @@ async def _run(*argv: str) -> str:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return out.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed and could not be installed (make test tries apt-get)")
+async def test_dashboard_search_box_in_headless_chromium(redis_url, database_url, aiohttp_server, tmp_path):
+    from archive.writer import Writer
+    from tests.archive.support import connect, delivery_body, now_minus, row_of
+
+    Writer().archive(connect(database_url), [row_of(delivery_body("SEARCHED1", "+11234567890", now_minus(minutes=2)))])
+    settings = load_settings({"REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    server = await aiohttp_server(create_app(settings), port=free_port())
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000"]
+    dom = await _run(CHROMIUM, *flags, "--dump-dom", str(server.make_url("/?q=%2B1%20123%20456%207890")))
+    results = re.search(r'<table id="search-results">(.*?)</table>', dom, re.S)
+    assert results and "SEARCHED1" in results.group(1), dom[-2000:]
+    assert re.search(r'id="search-status">1 found<', dom), dom[-2000:]

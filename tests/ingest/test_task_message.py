@@ -16,7 +16,8 @@ from ingest.task_message import ingest_batch_message
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import fixture_bodies
 from workers import app as worker_app
-from workers import keys, tasks
+from store import keys
+from workers import tasks
 from workers.app import make_celery
 
 QUEUE = "tspipe.ingest"

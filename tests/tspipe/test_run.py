@@ -9,10 +9,12 @@ import time
 import urllib.error
 import urllib.request
 
+import shutil
+
 import psutil
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, postgres_home
 from tspipe.redis_server import free_port
 from tspipe.supervisor import Supervisor
 
@@ -43,9 +45,20 @@ def _wait(predicate, timeout: float, what: str):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_run_whole_stack_without_redis_url(tmp_path):
+@pytest.fixture
+def data_home():
+    """TSPIPE_DATA_DIR for `tspipe run`: its embedded PostgreSQL needs a folder outside pytest's tree."""
+    home = postgres_home()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_run_whole_stack_without_redis_url(tmp_path, data_home):
+    """`make run` on a fresh machine: embedded Redis and PostgreSQL, the samples archived and found by phone number."""
+    tmp_path = data_home
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TSPIPE_", "TELESIGN_")) and k != "REDIS_URL"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TSPIPE_", "TELESIGN_")) and k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(PORT=str(port), TSPIPE_DATA_DIR=str(tmp_path / "data"), TSPIPE_WORKER_CONCURRENCY="1")
     proc = subprocess.Popen([sys.executable, "-m", "tspipe", "run"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -59,6 +72,18 @@ def test_run_whole_stack_without_redis_url(tmp_path):
         url = base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A"
         status, payload = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(url)), 60, "the transaction")
         assert b"3000" in payload and json.loads(payload)
+        samples = subprocess.run([sys.executable, "-m", "tspipe", "send-samples"], env=env, capture_output=True,
+                                 timeout=60)
+        assert samples.returncode == 0, samples.stderr
+        search = base + "/v1/events?phone_number=%2B11234567890&limit=1000"
+
+        def archived():
+            status, page = _get(search)
+            return json.loads(page)["events"] if status == 200 and len(json.loads(page)["events"]) >= 5 else None
+
+        found = _wait(archived, 60, "the samples in the archive")
+        assert {e["phone_number"] for e in found} == {"11234567890"}
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     finally:
         proc.send_signal(signal.SIGINT)
         try:

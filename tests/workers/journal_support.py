@@ -13,7 +13,7 @@ import redis
 
 from ingest.task_message import ingest_batch_message
 from pipeline.record import Record, encode_batch
-from workers import journal, keys
+from store import journal, keys
 
 QUEUE = "tspipe.ingest"
 # The real app with a 2 s visibility timeout, so a killed worker's batch comes back quickly.

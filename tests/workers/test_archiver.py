@@ -13,7 +13,7 @@ from pipeline.record import Record, encode_batch
 from store.archive_backlog import BYTES, DROPPED, METRICS, STREAM, Backlog
 from tests.conftest import fixture_bodies
 from workers.archiver import Archiver
-from workers.store import Store
+from store.state import Store
 from workers.tasks import process_batch, reset_store
 
 

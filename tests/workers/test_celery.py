@@ -14,10 +14,11 @@ from celery.contrib.testing.worker import start_worker
 from config.settings import reset_settings_cache
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import fixture_bodies
-from workers import app, keys, tasks
+from store import keys
+from workers import app, tasks
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
-from workers.store import Store
+from store.state import Store
 
 
 def wait_for(predicate, timeout: float = 15.0, progress=None) -> None:

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from pipeline.event import Outcome
 from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, make_event, wait_for
-from workers import deadletters
+from store import deadletters
+from workers.replay import replay
 from workers.fanout import fan_out
 
 SECRET = "whsec_" + base64.b64encode(b"test-secret-0123456789").decode()
@@ -90,7 +91,7 @@ def test_dead_destination_dead_letters_then_replay_delivers(monkeypatch, redis_u
             state["up"] = True
             server.calls.clear()
             time.sleep(0.3)  # let the circuit's cooldown pass
-            assert deadletters.replay(client, entries) == 4
+            assert replay(client, entries) == 4
             assert wait_for(lambda: len({h["webhook-id"] for h, _, _ in server.calls}) == 4)
     assert {h["webhook-id"] for h, _, _ in server.calls} == {e.event_id for e in events}
     assert deadletters.list_entries(client) == []

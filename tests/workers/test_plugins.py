@@ -13,7 +13,7 @@ import redis
 
 from pipeline.event import Action, Kind, Outcome
 from tests.workers.delivery_support import celery_worker, destinations_env, make_event, wait_for
-from workers import deadletters
+from store import deadletters
 from workers.fanout import fan_out
 from workers.plugins import load_plugins, to_event
 

@@ -13,7 +13,7 @@ from aiohttp import web
 import pipeline
 from config.settings import load_settings
 from tests.workers.delivery_support import HttpServer
-from workers import keys
+from store import keys
 from workers.reconcile import reconcile_once
 
 CUSTOMER, API_KEY = "CUST-1", base64.b64encode(b"k" * 32).decode()

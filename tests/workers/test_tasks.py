@@ -10,8 +10,8 @@ import redis
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from tests.workers.conftest import body
-from workers import keys
-from workers.store import Store
+from store import keys
+from store.state import Store
 from workers.tasks import process_batch
 
 

@@ -1,10 +1,11 @@
-"""The dead-letter store: deliveries, plug-in calls and auto-replies that exhausted their attempts.
+"""Dead-letter storage: deliveries, plug-in calls and auto-replies that exhausted their attempts.
 
 One Redis list (keys.DEADLETTER, newest first) of JSON entries in the
 DeadLetter shape, so `tspipe dlq` can list, replay one by id, or purge, and
 so other modules (the auto-reply task) can LPUSH entries of their own kind
 in the same shape. A list rather than a hash because it keeps failure order
-and is what any writer can append to with one command.
+and is what any writer can append to with one command. Sending entries back
+(replay) is delivery policy and lives in workers/replay.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 import msgspec
 import redis
 
-from workers import keys
+from store import keys
 
 Kind = Literal["destination", "plugin", "autoreply"]
 
@@ -77,7 +78,12 @@ def new_entry(kind: Kind, target: str, event_json: bytes, error: str, attempts: 
 
 
 def add(client: redis.Redis, entry: DeadLetter) -> None:
-    client.lpush(keys.DEADLETTER, _encoder.encode(entry))
+    add_raw(client, _encoder.encode(entry))
+
+
+def add_raw(client: redis.Redis, raw: bytes) -> None:
+    """An entry already encoded as JSON, in the DeadLetter shape or the older {kind, payload, error, attempts}."""
+    client.lpush(keys.DEADLETTER, raw)
 
 
 def _raw_entries(client: redis.Redis) -> list[tuple[bytes, DeadLetter]]:
@@ -113,34 +119,3 @@ def purge(client: redis.Redis, target: str | None = None) -> int:
         client.delete(keys.DEADLETTER)
         return count
     return remove(client, [e.id for e in list_entries(client, target)])
-
-
-def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
-    """Send each entry back through its normal path with a fresh attempt budget, then drop it.
-
-    Removed only after it is re-enqueued: a crash in between replays it twice,
-    which webhook-id deduplication absorbs, rather than losing it.
-    """
-    from workers.delivery import celery_app, enqueue
-    from workers.destinations import by_name
-    from workers.plugins import load_plugins
-
-    plugins = {p.name: p for p in load_plugins()}
-    done = []
-    for entry in entries:
-        body = bytes(entry.event)
-        if entry.kind == "destination":
-            dest = by_name(entry.target)
-            if dest is None:
-                continue
-            enqueue(dest, body)
-        elif entry.kind == "plugin":
-            plugin = plugins.get(entry.target)
-            if plugin is None:
-                continue
-            celery_app().send_task(plugin.name, args=(msgspec.json.decode(body),))
-        else:
-            celery_app().send_task("tspipe.autoreply", args=(msgspec.json.decode(body),))
-        done.append(entry.id)
-    remove(client, done)
-    return len(done)

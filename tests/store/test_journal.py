@@ -14,7 +14,8 @@ from config.settings import reset_settings_cache
 from ingest.task_message import ingest_batch_message
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
-from workers import app, journal, keys, tasks
+from store import journal, keys
+from workers import app, tasks
 
 QUEUE = "tspipe.ingest"
 

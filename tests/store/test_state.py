@@ -9,8 +9,9 @@ import pytest
 import redis
 
 from pipeline.event import Action, Channel, Event, Kind, Outcome, Status
-from workers import keys
-from workers.store import QuarantineEntry, Store
+from store import keys
+from store.quarantine import QuarantineEntry
+from store.state import Store
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

@@ -9,7 +9,7 @@ from config.settings import load_settings
 from tests.workers.conftest import body
 from tests.conftest import fixture_bodies
 from pipeline.record import Record, encode_batch
-from workers.store import Store
+from store.state import Store
 from workers.tasks import process_batch
 from ingest.query_api import setup_query_api
 

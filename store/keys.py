@@ -1,4 +1,4 @@
-"""Every Redis key name tspipe uses, in one place (Lua scripts live in workers/store.py and workers/journal.py).
+"""Every Redis key name tspipe uses, in one place (the Lua scripts that use them live next to them in store/).
 
 All keys share the "ts:" prefix so an operator can see tspipe's footprint
 with one SCAN, and so tspipe can share a Redis with other applications.
@@ -44,3 +44,11 @@ JOURNAL_REQUEUES = PREFIX + "journal:requeues"
 JOURNAL_STUCK = PREFIX + "journal:stuck"
 # kombu's Redis transport: messages handed to a consumer and not yet acknowledged.
 KOMBU_UNACKED = "unacked"
+# The archive's backlog: queue batches waiting for PostgreSQL (stream, read by the consumer group
+# ARCHIVE_GROUP), and the bytes it holds (bounded by TSPIPE_ARCHIVE_BACKLOG_MAX_BYTES).
+ARCHIVE_BACKLOG = PREFIX + "archive:backlog"
+ARCHIVE_BACKLOG_BYTES = PREFIX + "archive:backlog:bytes"
+ARCHIVE_GROUP = "archive"
+# An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
+# TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
+OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"

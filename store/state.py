@@ -1,4 +1,4 @@
-"""The state store: every Redis write the workers make, and every Lua script.
+"""The message state store: what applying a batch of events writes, in one Lua call.
 
 A whole batch is applied with ONE Lua call (`apply_batch`): dedup, state
 merge, history, pending index, opt-outs, recent events and metrics happen
@@ -19,7 +19,9 @@ import msgspec
 import redis
 
 from pipeline.event import EVENT_ENCODER, Event, Outcome
-from workers import keys
+from store import connection, deadletters, keys, quarantine
+from store.optouts import OptOut, optout_from_hash
+from store.quarantine import QuarantineEntry
 
 # Lag histogram buckets in seconds (received_at -> applied), Prometheus style.
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 60.0, 300.0)
@@ -67,7 +69,7 @@ return #KEYS
 """
 
 # KEYS: none (single-node Redis; key names are built from templates passed in ARGV,
-# which all come from workers/keys.py).
+# which all come from store/keys.py).
 # ARGV[1]: msgpack config map, ARGV[2]: msgpack list of event entries, ARGV[3]: the dedup mark
 # for new events: '1' (fan-out pending) or '2' (nothing to fan out: already confirmed).
 # Returns the 1-based positions of the entries newly applied, in batch order, and the negated
@@ -179,28 +181,6 @@ class History(msgspec.Struct, frozen=True, kw_only=True):
     received_at: str | None
 
 
-class OptOut(msgspec.Struct, frozen=True, kw_only=True):
-    address: str
-    opted_out: bool
-    channel: str | None
-    keyword: str | None
-    updated_at: str | None
-
-
-class QuarantineEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """A body that did not decode. `body` is the text when UTF-8, else `body_b64` holds the bytes."""
-
-    id: str
-    reason: str
-    received_at: float
-    quarantined_at: float
-    request_id: str = ""
-    channel_hint: str | None = None
-    body: str | None = None
-    body_b64: str | None = None
-
-
-_QUARANTINE_DECODER = msgspec.json.Decoder(QuarantineEntry)
 _json = msgspec.json.Encoder()
 
 
@@ -246,7 +226,7 @@ class Store:
     @classmethod
     def from_settings(cls, settings) -> Store:
         return cls(
-            redis.Redis.from_url(settings.redis_url),
+            connection.connect(settings.redis_url),
             state_ttl=settings.state_ttl_seconds,
             dedup_ttl=settings.dedup_ttl_seconds,
             history_max=settings.history_max,
@@ -324,25 +304,13 @@ class Store:
     # --- quarantine ---
 
     def quarantine(self, entries: Iterable[QuarantineEntry]) -> int:
-        """Keep bodies that failed to decode, newest first, capped; one pipeline for the batch."""
-        entries = list(entries)
-        if not entries:
-            return 0
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(keys.QUARANTINE, *[_json.encode(e) for e in entries])
-        pipe.ltrim(keys.QUARANTINE, 0, self.quarantine_max - 1)
-        pipe.hincrby(keys.METRICS, "tspipe_quarantined_total", len(entries))
-        pipe.execute()
-        return len(entries)
+        return quarantine.add(self.client, entries, self.quarantine_max)
 
     def quarantined(self, limit: int = 100) -> list[QuarantineEntry]:
-        return [_QUARANTINE_DECODER.decode(raw) for raw in self.client.lrange(keys.QUARANTINE, 0, limit - 1)]
+        return quarantine.newest(self.client, limit)
 
     def purge_quarantine(self) -> int:
-        pipe = self.client.pipeline()
-        pipe.llen(keys.QUARANTINE)
-        pipe.delete(keys.QUARANTINE)
-        return pipe.execute()[0]
+        return quarantine.purge(self.client)
 
     # --- reads (tests, CLI) ---
 
@@ -366,23 +334,4 @@ class Store:
         return current is not None and current.decode() == claimer
 
     def dead_letter(self, entry: dict) -> None:
-        self.client.lpush(keys.DEADLETTER, _json.encode(entry))
-
-
-def optout_from_hash(address: str, data: dict) -> OptOut:
-    """Shared by the sync store and the async query API."""
-    def get(name: str) -> str | None:
-        value = data.get(name.encode()) if data and isinstance(next(iter(data)), bytes) else data.get(name)
-        if isinstance(value, bytes):
-            value = value.decode()
-        return value or None
-
-    if not data:
-        return OptOut(address=address, opted_out=False, channel=None, keyword=None, updated_at=None)
-    return OptOut(
-        address=address,
-        opted_out=get("opted_out") == "1",
-        channel=get("channel"),
-        keyword=get("keyword"),
-        updated_at=get("updated_at"),
-    )
+        deadletters.add_raw(self.client, _json.encode(entry))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, make_event, wait_for
 from tspipe.cli import cli
-from workers import deadletters
+from store import deadletters
 from pipeline.event import EVENT_ENCODER
 
 
@@ -43,7 +43,7 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
 
 def test_entries_in_the_older_autoreply_shape_are_listed_and_removable(redis_url) -> None:
     """The auto-reply task may push {kind, payload, error, attempts}; the dlq still shows and purges it."""
-    from workers import keys
+    from store import keys
 
     client = redis.Redis.from_url(redis_url)
     client.lpush(keys.DEADLETTER, json.dumps({"kind": "autoreply", "payload": {"event_id": "e1", "message": "hi"},

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from config.settings import reset_settings_cache
 from tspipe.cli import cli
-from workers.store import QuarantineEntry, Store
+from store.quarantine import QuarantineEntry
+from store.state import Store
 
 
 def test_list_show_purge(redis_url, monkeypatch):

@@ -17,7 +17,7 @@ import time
 
 import redis
 
-from workers import keys
+from store import keys
 
 # KEYS: journal, due, requeues, stuck, queue, unacked. ARGV: now, grace, limit, max_requeues.
 # Returns {requeued, still_in_flight, stuck}.
