@@ -102,7 +102,11 @@ def _extra(raw: str) -> tuple[_AdditionalInfo | None, str | None]:
 
 
 def _digits(value: str | None) -> str:
-    return "".join(ch for ch in value if ch.isdigit()) if value else ""
+    if not value:
+        return ""
+    if value.isdigit():  # as Telesign sends them
+        return value
+    return "".join(ch for ch in value if ch.isdigit())
 
 
 def number_facts(phone_number: str | None) -> tuple[str | None, str | None]:
