@@ -21,7 +21,6 @@ from config import Settings
 from config.logging import mask_text
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from store import alerts as alert_keys
 from store import keys
 
 STATIC = Path(__file__).parent / "static"
@@ -81,7 +80,7 @@ async def snapshot(client: aioredis.Redis, queue: str, now: float | None = None)
     pipe.llen(keys.QUARANTINE)
     pipe.lrange(keys.QUARANTINE, 0, 4)
     pipe.lrange(keys.RECENT_EVENTS, 0, LATEST - 1)
-    pipe.lrange(alert_keys.RECENT, 0, LATEST - 1)
+    pipe.lrange(keys.ALERTS, 0, LATEST - 1)
     metrics, depth, optouts_today, dlq_size, dlq_latest, q_size, q_latest, recent, alerts = await pipe.execute()
 
     total = 0

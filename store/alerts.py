@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import redis
 
-# Claim per alert id (value 1, TTL a little past the alert's window).
-CLAIM = "ts:alert:{event_id}"
-# The latest alerts, newest first (JSON), for the dashboard.
-RECENT = "ts:alerts"
+from store import keys
+
 RECENT_MAX = 100
-METRICS = "ts:metrics"
 COUNTER = 'tspipe_alerts_total{{dimension="{dimension}"}}'
 
 # KEYS[1] the alert's claim, KEYS[2] the recent list, KEYS[3] the metrics hash.
@@ -38,9 +35,9 @@ class AlertStore:
 
     def raise_alert(self, event_id: str, dimension: str, alert_json: bytes, ttl_seconds: int) -> bool:
         """True when this is the first time the alert is raised."""
-        keys = [CLAIM.format(event_id=event_id), RECENT, METRICS]
-        return bool(self._raise(keys=keys, args=[ttl_seconds, alert_json, COUNTER.format(dimension=dimension),
+        names = [keys.ALERT_CLAIM.format(event_id=event_id), keys.ALERTS, keys.METRICS]
+        return bool(self._raise(keys=names, args=[ttl_seconds, alert_json, COUNTER.format(dimension=dimension),
                                                  RECENT_MAX]))
 
     def recent(self, limit: int = 20) -> list[bytes]:
-        return self.client.lrange(RECENT, 0, limit - 1)
+        return self.client.lrange(keys.ALERTS, 0, limit - 1)
