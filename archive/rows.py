@@ -34,7 +34,7 @@ def normalize_phone(value: str | None) -> str | None:
     """E.164 digits: '+1 (123) 456-7890' -> '11234567890'; None when there are no digits."""
     if not value:
         return None
-    digits = "".join(ch for ch in value if ch.isdigit())
+    digits = "".join(ch for ch in value if "0" <= ch <= "9")
     return digits or None
 
 

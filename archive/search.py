@@ -87,26 +87,26 @@ def parse_query(params: Mapping[str, str]) -> EventQuery:
     if unknown:
         raise BadQuery(f"unknown parameter {unknown[0]!r}; known: {', '.join(FILTERS)}")
     values: dict = {}
-    for name in ("reference_id",):
-        if params.get(name):
-            values[name] = params[name]
-    if params.get("phone_number"):
+    # Free-text filters may be empty (no filter); typed ones, once given, must be valid.
+    if params.get("reference_id"):
+        values["reference_id"] = params["reference_id"]
+    if "phone_number" in params:
         phone = normalize_phone(params["phone_number"])
         if phone is None:
             raise BadQuery(f"phone_number must hold digits (E.164 such as +11234567890), got {params['phone_number']!r}")
         values["phone_number"] = phone
     if params.get("email"):
         values["email"] = normalize_email(params["email"])
-    if params.get("kind"):
+    if "kind" in params:
         values["kind"] = _choice("kind", params["kind"], Kind)
-    if params.get("outcome"):
+    if "outcome" in params:
         values["outcome"] = _choice("outcome", params["outcome"], Outcome)
-    if params.get("channel"):
+    if "channel" in params:
         values["channel"] = _choice("channel", params["channel"], Channel)
     for name in ("since", "until"):
-        if params.get(name):
+        if name in params:
             values[name] = _time(name, params[name])
-    if params.get("limit"):
+    if "limit" in params:
         try:
             limit = int(params["limit"])
         except ValueError:
@@ -116,10 +116,10 @@ def parse_query(params: Mapping[str, str]) -> EventQuery:
         values["limit"] = limit
     if params.get("cursor"):
         values["after"] = decode_cursor(params["cursor"])
-    if params.get("raw"):
-        if params["raw"] not in ("0", "1", "true", "false"):
+    if "raw" in params:
+        if params["raw"] not in ("0", "1"):
             raise BadQuery(f"raw must be 1 or 0, got {params['raw']!r}")
-        values["raw"] = params["raw"] in ("1", "true")
+        values["raw"] = params["raw"] == "1"
     return EventQuery(**values)
 
 

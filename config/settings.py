@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from config.errors import ConfigError
+from config.keywords import validated as keyword_map_text
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
 
@@ -180,6 +181,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("alert_min_volume", "TSPIPE_ALERT_MIN_VOLUME", 50, _int(1), "Final messages a group needs in the window, and in its baseline, before it can raise an alert."),
     Setting("alert_min_drop", "TSPIPE_ALERT_MIN_DROP", 0.2, _float(0.01), "Fall of the delivery rate below the baseline (0.2 = 20 points) that raises an alert."),
     Setting("alert_interval_seconds", "TSPIPE_ALERT_INTERVAL_SECONDS", 60, _int(1), "How often beat evaluates the alerts (needs the archive)."),
+    Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
+            "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
 
 
@@ -226,6 +229,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     alert_min_volume: int = 50
     alert_min_drop: float = 0.2
     alert_interval_seconds: int = 60
+    keywords: str | None = None
 
     @property
     def effective_spool_dir(self) -> str:

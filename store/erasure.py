@@ -39,14 +39,23 @@ def normalized(address: str) -> str:
     address = address.strip()
     if "@" in address:
         return address.lower()
-    return "".join(ch for ch in address if ch.isdigit())
+    return "".join(ch for ch in address if "0" <= ch <= "9")
+
+
+_PHONE = re.compile(r"\+?[0-9][0-9 ().\-]{2,30}")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}")
 
 
 def subject_pattern(address: str) -> re.Pattern[bytes]:
-    """Matches the address in any spelling inside stored bytes (JSON, msgpack, raw bodies)."""
-    value = normalized(address)
-    if not value:
+    """Matches the address in any spelling inside stored bytes (JSON, msgpack, raw bodies).
+
+    ValueError for anything that is not a phone number (digits, at least 3, with the
+    usual separators) or an e-mail address.
+    """
+    address = address.strip()
+    if not (_PHONE.fullmatch(address) or _EMAIL.fullmatch(address)):
         raise ValueError(f"{address!r} is neither a phone number nor an e-mail address")
+    value = normalized(address)
     if "@" in value:
         return re.compile(re.escape(value.encode()), re.IGNORECASE)
     digits = _SEPARATORS.join(re.escape(d.encode()) for d in value)

@@ -12,7 +12,8 @@ DEDUP = PREFIX + "dedup:{event_id}"
 # Latest state of a message (hash) and its compact history (list), by reference id.
 STATE = PREFIX + "state:{reference_id}"
 HISTORY = PREFIX + "hist:{reference_id}"
-# Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging.
+# Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging, scored
+# by when each opt-out was applied (not the event's own time: 'opt-outs today' on the dashboard).
 OPTOUT = PREFIX + "optout:{address}"
 OPTOUT_INDEX = PREFIX + "optouts"
 # Bodies that did not decode, with their reason (list, newest first).

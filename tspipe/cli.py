@@ -17,6 +17,9 @@ from tspipe import __version__
 @click.version_option(__version__, prog_name="tspipe")
 def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
+    from tspipe.context import adopt_running_redis
+
+    adopt_running_redis()
 
 
 from tspipe.cmd_archive import archive_command  # noqa: E402
@@ -25,17 +28,19 @@ from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
 from tspipe.cmd_erase import erase_command  # noqa: E402
 from tspipe.cmd_events import events_group  # noqa: E402
+from tspipe.cmd_optouts import optouts  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_stats import stats_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
-from tspipe.cmd_worker import beat, worker  # noqa: E402
+from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
 
 cli.add_command(classify_command)
 cli.add_command(web_command)
 cli.add_command(worker)
 cli.add_command(beat)
+cli.add_command(flower)
 cli.add_command(quarantine)
 cli.add_command(dlq)
 cli.add_command(run_command)
@@ -44,6 +49,7 @@ cli.add_command(send_samples_command)
 cli.add_command(archive_command)
 cli.add_command(events_group)
 cli.add_command(erase_command)
+cli.add_command(optouts)
 cli.add_command(stats_command)
 
 

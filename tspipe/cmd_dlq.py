@@ -8,17 +8,14 @@ import sys
 import click
 import msgspec
 
-from config import get_settings
 from pipeline.errors import TspipeError
+from tspipe.context import settings_or_exit
 
 
 def _client():
     from store import connection
 
-    settings = get_settings()
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set: point it at the Redis that tspipe's workers use")
-    return connection.connect(settings.redis_url)
+    return connection.connect(settings_or_exit("dlq", need_redis=True).redis_url)
 
 
 @click.group("dlq")
@@ -33,7 +30,10 @@ def list_cmd(target: str | None, as_json: bool) -> None:
     """List dead letters, oldest first."""
     from store import deadletters
 
-    for entry in deadletters.list_entries(_client(), target):
+    entries = deadletters.list_entries(_client(), target)
+    if not entries and not as_json:
+        click.echo(f"no dead letters{f' for {target}' if target else ''}")
+    for entry in entries:
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:

@@ -47,7 +47,7 @@ def search_command(phone_number, email, reference_id, kind, outcome, channel, si
     params = {"phone_number": phone_number, "email": email, "reference_id": reference_id, "kind": kind,
               "outcome": outcome, "channel": channel, "since": since, "until": until, "cursor": cursor,
               "raw": "1" if raw else None}
-    params = {k: v for k, v in params.items() if v}
+    params = {k: v for k, v in params.items() if v is not None}
     wanted = None if everything else limit
     if wanted is not None and wanted < 1:
         click.echo("tspipe events search: --limit must be at least 1", err=True)
@@ -62,7 +62,10 @@ def search_command(phone_number, email, reference_id, kind, outcome, channel, si
                 for event in page["events"]:
                     click.echo(msgspec.json.encode(event).decode())
                 printed += len(page["events"])
-                params["cursor"] = page["next_cursor"]
+                if page["next_cursor"]:
+                    params["cursor"] = page["next_cursor"]
+                else:
+                    params.pop("cursor", None)
                 if not page["next_cursor"] or (wanted is not None and printed >= wanted):
                     break
     except search.BadQuery as exc:
