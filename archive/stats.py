@@ -27,6 +27,8 @@ from pipeline.status_codes import lookup
 GROUP_BY = ("channel", "country", "carrier", "status_code", "day", "hour", "action")
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email")
 DEFAULT_RANGE = timedelta(hours=24)
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 MAX_FAILURE_CODES = 5
 
 
@@ -77,23 +79,30 @@ def parse_when(name: str, value: str | None, now: datetime) -> datetime | None:
         return None
     text = value.strip()
     match = _RELATIVE.match(text.lower())
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
-    except ValueError:
+        if match:
+            try:
+                when = now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            except OverflowError:
+                return EARLIEST  # an age longer than the calendar: from the beginning
+        else:
+            when = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise StatsError(f"{name}: {value!r} is not an ISO 8601 time (2026-11-25T13:00:00Z) or an age (24h, 7d)") from None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    # The rollups hold nothing before 1970 or after 2200: a wider range means the same.
+    return min(max(when, EARLIEST), LATEST)
 
 
 def time_range(since: str | None, until: str | None, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The hours [since, until) the figures cover: since rounds down to its hour; default the last 24 h."""
+    """The hours [since, until) the figures cover: since rounds down to its hour; default the last 24 h.
+
+    since at or after until is an empty range (no groups), not an error: it is a well-formed question.
+    """
     now = now or datetime.now(timezone.utc)
     end = parse_when("until", until, now) or now
-    start = parse_when("since", since, now) or (end - DEFAULT_RANGE)
-    if start >= end:
-        raise StatsError("since must be before until")
-    return hour_of(start), end
+    start = parse_when("since", since, now) or max(end - DEFAULT_RANGE, EARLIEST)
+    return hour_of(start), max(end, hour_of(start))  # since after until: an empty range, no groups
 
 
 def check(group_by: str | None, channel: str | None) -> str:

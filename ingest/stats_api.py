@@ -41,6 +41,8 @@ def setup_stats_api(app: web.Application, settings: Settings) -> None:
             since, until = stats.time_range(query.get("since"), query.get("until"))
             if fmt not in ("json", "csv"):
                 raise stats.StatsError(f"format: {fmt!r} is not json or csv")
+            if query.get("histogram", "0") not in ("0", "1"):
+                raise stats.StatsError(f"histogram: {query['histogram']!r} is not 0 or 1")
         except stats.StatsError as exc:
             return _error(400, str(exc))
         pool = request.app.get(POOL_KEY)
