@@ -50,6 +50,12 @@ class Writer:
 
     def __init__(self, retention_days: int = 90) -> None:
         self.partitions = PartitionCache(retention_days)
+        self._incoming_on: int | None = None  # the connection (id of its pgconn) that has the temporary table
+
+    def reset(self) -> None:
+        """After a reconnect: make the temporary table again and re-read which partitions exist."""
+        self._incoming_on = None
+        self.partitions.forget()
 
     def write(self, cur: psycopg.Cursor, rows: Sequence[ArchiveRow]) -> list[ArchiveRow]:
         """Write `rows` inside the caller's transaction; return the rows that were not archived before."""
@@ -57,7 +63,9 @@ class Writer:
             return []
         conn = cur.connection
         self.partitions.ensure(conn, {row.occurred_at.date() for row in rows})
-        cur.execute(_CREATE_INCOMING)
+        if self._incoming_on != id(conn.pgconn):
+            cur.execute(_CREATE_INCOMING)
+            self._incoming_on = id(conn.pgconn)
         if any(row.event.occurred_at is None for row in rows):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_UNDATED_LOCK,))
         with cur.copy(_COPY) as copy:

@@ -167,6 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("reconcile_rate_per_second", "TSPIPE_RECONCILE_RATE", 10.0, _float(0.1), "Most status polls per second."),
     Setting("reconcile_interval_seconds", "TSPIPE_RECONCILE_INTERVAL_SECONDS", 60, _int(1), "How often beat runs the reconciliation."),
     Setting("journal_grace_seconds", "TSPIPE_JOURNAL_GRACE_S", 30.0, _float(1), "A queued batch not applied after this long, and neither queued nor held by a worker, is queued again (beat checks every third of it)."),
+    Setting("delivery_lease_grace_seconds", "TSPIPE_DELIVERY_LEASE_GRACE_S", 30.0, _float(0.1), "A webhook the delivery engine claimed is taken over by another engine this long after the destination's timeout, should the engine that held it have died."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
     Setting("database_url", "DATABASE_URL", None, _postgres_url,
@@ -218,6 +219,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_rate_per_second: float = 10.0
     reconcile_interval_seconds: int = 60
     journal_grace_seconds: float = 30.0
+    delivery_lease_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
     database_url: str | None = None

@@ -5,13 +5,15 @@ workers bind their untraced code paths once at start-up, so the hot paths
 pay nothing (not even a check per request). On, the standard
 instrumentations do the plumbing: aiohttp's server (each callback's POST),
 Celery (task publish and run, context carried in message headers;
-initialised in `worker_process_init`, after the fork), redis, and urllib
-(the webhook POSTs and Telesign API calls). tspipe adds what no
-instrumentation knows: each callback's trace context rides in its Record
-through the batch (ingest/app.py), and the worker gives every callback its
-own decode, apply and fan-out spans in that trace, so one trace runs from
+initialised in `worker_process_init`, after the fork), redis, urllib
+(Telesign API calls) and aiohttp's client (the delivery engine's webhook
+POSTs). tspipe adds what no instrumentation knows: each callback's trace
+context rides in its Record through the batch (ingest/app.py), the worker
+gives every callback its own decode, apply and fan-out spans in that trace
+(workers/traced.py), and each delivery job carries its fan-out span's
+context to the delivery engine (deliver/engine.py), so one trace runs from
 the callback's arrival to each downstream delivery; the batch span links
-every callback it carried (workers/traced.py).
+every callback it carried.
 
 The SDK reads the standard OTEL_* variables (endpoint, headers, service
 name, sampler); tspipe only names the service when OTEL_SERVICE_NAME is unset.
@@ -84,6 +86,13 @@ def instrument_aiohttp_server() -> None:
     from opentelemetry.instrumentation.aiohttp_server import AioHttpServerInstrumentor
 
     AioHttpServerInstrumentor().instrument()
+
+
+def instrument_aiohttp_client() -> None:
+    """aiohttp's client instrumentation (the delivery engine's POSTs); must run before sessions are made."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    AioHttpClientInstrumentor().instrument()
 
 
 def flush(timeout_ms: int = 5000) -> None:

@@ -116,24 +116,36 @@ class Backlog:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, consumer: str, count: int, block_ms: int, reclaim_idle_ms: int = 60_000) -> list[Entry]:
-        """Batches to archive: this consumer's own unacknowledged ones first, then ones a dead writer
-        left (idle for reclaim_idle_ms), then new ones, waiting up to block_ms for them."""
-        entries = self._parse(self.client.xreadgroup(GROUP, consumer, {STREAM: "0"}, count=count))
-        if entries:
-            return entries
-        claimed = self.client.xautoclaim(STREAM, GROUP, consumer, reclaim_idle_ms, "0-0", count=count)
-        entries = [self._entry(eid, fields) for eid, fields in claimed[1] if fields]
-        if entries:
-            return entries
+    def read(self, consumer: str, count: int, block_ms: int, reclaim_idle_ms: int = 60_000,
+             own_pending: bool = True, reclaim: bool = True) -> list[Entry]:
+        """Batches to archive: this consumer's own unacknowledged ones first (own_pending: after a start or
+        a failure), then ones a dead writer left (idle for reclaim_idle_ms; when `reclaim`), then new ones,
+        waiting up to block_ms for them."""
+        if own_pending:
+            entries = self._parse(self.client.xreadgroup(GROUP, consumer, {STREAM: "0"}, count=count))
+            if entries:
+                return entries
+        if reclaim:
+            claimed = self.client.xautoclaim(STREAM, GROUP, consumer, reclaim_idle_ms, "0-0", count=count)
+            entries = [self._entry(eid, fields) for eid, fields in claimed[1] if fields]
+            if entries:
+                return entries
         return self._parse(self.client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms))
 
-    def done(self, entries: Sequence[Entry], events: int) -> None:
-        """The entries are in PostgreSQL: acknowledge, delete, free their bytes, count the events."""
+    def done(self, entries: Sequence[Entry], events: int, counters: dict[str, float] | None = None) -> None:
+        """The entries are in PostgreSQL: acknowledge, delete, free their bytes, count the events (and add
+        `counters` to the metrics hash), in one round trip."""
         args: list = [GROUP, events]
         for entry in entries:
             args += [entry.id, len(entry.blob)]
-        self._done(keys=[STREAM, BYTES, METRICS], args=args)
+        pipe = self.client.pipeline(transaction=False)
+        self._done(keys=[STREAM, BYTES, METRICS], args=args, client=pipe)
+        for field, value in (counters or {}).items():
+            if isinstance(value, int):
+                pipe.hincrby(METRICS, field, value)
+            else:
+                pipe.hincrbyfloat(METRICS, field, value)
+        pipe.execute()
 
     def entries(self, chunk: int = 500):
         """Every entry waiting, oldest first (for erasure)."""

@@ -77,6 +77,10 @@ def new_entry(kind: Kind, target: str, event_json: bytes, error: str, attempts: 
     )
 
 
+def encode(entry: DeadLetter) -> bytes:
+    return _encoder.encode(entry)
+
+
 def add(client: redis.Redis, entry: DeadLetter) -> None:
     add_raw(client, _encoder.encode(entry))
 

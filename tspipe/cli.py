@@ -35,6 +35,8 @@ from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_stats import stats_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
+from tspipe.cmd_deliver import deliver_command  # noqa: E402
+from tspipe.cmd_destinations import destinations_group  # noqa: E402
 
 cli.add_command(classify_command)
 cli.add_command(web_command)
@@ -50,6 +52,8 @@ cli.add_command(archive_command)
 cli.add_command(events_group)
 cli.add_command(erase_command)
 cli.add_command(optouts)
+cli.add_command(deliver_command)
+cli.add_command(destinations_group)
 cli.add_command(stats_command)
 
 

@@ -7,7 +7,7 @@ append-only, with its data under TSPIPE_DATA_DIR/redis, so a second run
 finds the first run's data; it records that Redis's URL in
 TSPIPE_DATA_DIR/run.json for the other commands. With DATABASE_URL unset it
 starts an embedded PostgreSQL (pgserver) with its data under
-TSPIPE_DATA_DIR/postgres. Then web, worker, beat and the archive writer
+TSPIPE_DATA_DIR/postgres. Then web, worker, deliver, beat and the archive writer
 run under honcho's process manager, as `honcho start` runs the Procfile:
 output prefixed by process, Ctrl-C (or any child's exit) stops them all.
 """
@@ -37,7 +37,7 @@ REQUESTED_STOP = (130, 143)
 @click.command("run")
 @click.option("--no-beat", is_flag=True, help="Do not start beat (no periodic reconciliation).")
 def run_command(no_beat: bool) -> None:
-    """Run web, worker and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
+    """Run web, worker, deliver and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
     settings = settings_or_exit("run")
     lock = RunLock(settings.data_dir)
     try:
@@ -82,6 +82,7 @@ def run_command(no_beat: bool) -> None:
         me = [sys.executable, "-m", "tspipe"]
         manager.add_process("web", shlex.join(me + ["web"]), env=env)
         manager.add_process("worker", shlex.join(me + ["worker", "--quiet"]), env=env)
+        manager.add_process("deliver", shlex.join(me + ["deliver"]), env=env)
         manager.add_process("archive", shlex.join(me + ["archive"]), env=env)
         if not no_beat:
             schedule = str(Path(settings.data_dir) / "celerybeat-schedule")

@@ -30,7 +30,7 @@ from archive.writer import Writer
 from pipeline.errors import InvalidCallback
 from pipeline.event import Source
 from pipeline.record import decode_batch
-from store.archive_backlog import METRICS, Backlog, Entry
+from store.archive_backlog import Backlog, Entry
 
 log = structlog.get_logger("tspipe.archive")
 
@@ -38,6 +38,7 @@ log = structlog.get_logger("tspipe.archive")
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 LAG = "tspipe_archive_lag_seconds"
 RECLAIM_IDLE_MS = 60_000
+RECLAIM_EVERY_S = 10.0
 RETRY_MAX_S = 5.0
 
 
@@ -85,6 +86,10 @@ class Archiver:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.conn: psycopg.Connection | None = None
         self._migrated = False
+        # Our own unacknowledged entries are read again only after a start or a failure; a dead
+        # writer's are looked for every RECLAIM_EVERY_S: neither costs a round trip per batch.
+        self._own_pending = True
+        self._next_reclaim = 0.0
 
     def connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
@@ -94,13 +99,20 @@ class Archiver:
                 for name in migrate(self.conn):
                     log.info("archive schema migrated", migration=name)
                 self._migrated = True
-            self.writer.partitions.forget()
+            self.writer.reset()
         return self.conn
 
     def run_once(self) -> int:
         """Archive one slice of the backlog; returns the events it held (new or not). Raises on failures."""
-        entries = self.backlog.read(self.consumer, self.batch_entries, self.block_ms, RECLAIM_IDLE_MS)
+        now = time.monotonic()
+        reclaim = now >= self._next_reclaim
+        if reclaim:
+            self._next_reclaim = now + RECLAIM_EVERY_S
+        own_pending, self._own_pending = self._own_pending, True  # stays True if this read or write fails
+        entries = self.backlog.read(self.consumer, self.batch_entries, self.block_ms, RECLAIM_IDLE_MS,
+                                    own_pending=own_pending, reclaim=reclaim)
         if not entries:
+            self._own_pending = False
             return 0
         pairs = rows_by_entry(entries)
         rows = [row for _, row in pairs]
@@ -111,14 +123,15 @@ class Archiver:
             return rows if len(live) == len(entries) else [row for entry_id, row in pairs if entry_id in live]
 
         self.writer.archive(self.connection(), rows, still_wanted)
-        now = time.time()
-        self.backlog.done(entries, len(rows))
-        self._record_lag(rows, now)
+        self.backlog.done(entries, len(rows), self._lag_counters(rows, time.time()))
+        self._own_pending = False
         return len(rows)
 
-    def _record_lag(self, rows: list[ArchiveRow], now: float) -> None:
+    @staticmethod
+    def _lag_counters(rows: list[ArchiveRow], now: float) -> dict[str, float]:
+        """received -> committed, as increments of the metrics hash's histogram fields."""
         if not rows:
-            return
+            return {}
         buckets = [0] * len(LAG_BUCKETS)
         total = 0.0
         for row in rows:
@@ -127,14 +140,11 @@ class Archiver:
             for i, le in enumerate(LAG_BUCKETS):
                 if lag <= le:
                     buckets[i] += 1
-        pipe = self.backlog.client.pipeline(transaction=False)
-        for le, n in zip(LAG_BUCKETS, buckets):
-            if n:
-                pipe.hincrby(METRICS, f'{LAG}_bucket{{le="{le}"}}', n)
-        pipe.hincrby(METRICS, f'{LAG}_bucket{{le="+Inf"}}', len(rows))
-        pipe.hincrbyfloat(METRICS, f"{LAG}_sum", total)
-        pipe.hincrby(METRICS, f"{LAG}_count", len(rows))
-        pipe.execute()
+        counters: dict[str, float] = {f'{LAG}_bucket{{le="{le}"}}': n for le, n in zip(LAG_BUCKETS, buckets) if n}
+        counters[f'{LAG}_bucket{{le="+Inf"}}'] = len(rows)
+        counters[f"{LAG}_sum"] = float(total)
+        counters[f"{LAG}_count"] = len(rows)
+        return counters
 
     def run(self, stop: threading.Event, on_error: Callable[[Exception], None] | None = None) -> None:
         """Until `stop` is set: archive, and on a failure wait (0.25 s doubling to RETRY_MAX_S) and retry

@@ -2,8 +2,10 @@
 
 Called by the batch task with the events it just applied (never duplicates,
 thanks to dedup), so each matching event is enqueued once per target. Each
-destination has its own queue; each enqueued message is delivered
+destination has its own Redis queue, read by the delivery engine (`tspipe
+deliver`), and all of them are written in one round trip; each delivery is
 at-least-once, and order is not promised (webhook-id lets receivers dedupe).
+Plug-ins are Celery tasks, sent to the queue they declare.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from contextlib import AbstractContextManager as ContextManager
 from contextlib import nullcontext
 
 import msgspec
+import redis
 
 from pipeline.alerts import ALERT_ENCODER
 from pipeline.event import EVENT_ENCODER, Event
-from workers.delivery import celery_app, enqueue
+
+from workers.delivery import celery_app, enqueue, redis_client
 from workers.destinations import load_destinations
 from workers.plugins import load_plugins
 
@@ -35,59 +39,68 @@ def _wants_alerts(filter) -> bool:
     return "alert" in filter.kinds or filter == type(filter)()
 
 
-def fan_out_alerts(alerts: list) -> None:
+def fan_out_alerts(alerts: list, client: redis.Redis | None = None) -> None:
     """Delivery-rate alerts (pipeline/alerts.py), sent like events: same queues, signing and retries."""
     if not alerts:
         return
     encoded = [ALERT_ENCODER.encode(a) for a in alerts]
+    bodies = []
+    for dest in load_destinations():
+        if _wants_alerts(dest.filter):
+            bodies.append((dest, [c[0] if dest.batch_size == 1 else b"[" + b",".join(c) + b"]"
+                                  for c in _chunks(encoded, dest.batch_size)]))
+    if bodies:
+        enqueue(client or redis_client(), bodies)
+    plugins = [p for p in load_plugins() if _wants_alerts(p.filter)]
+    if not plugins:
+        return
     app = celery_app()
+    items = [msgspec.json.decode(e) for e in encoded]
     with app.producer_or_acquire() as producer:
-        for dest in load_destinations():
-            if _wants_alerts(dest.filter):
-                for chunk in _chunks(encoded, dest.batch_size):
-                    body = chunk[0] if dest.batch_size == 1 else b"[" + b",".join(chunk) + b"]"
-                    enqueue(dest, body, producer=producer)
-        for plugin in load_plugins():
-            if _wants_alerts(plugin.filter):
-                items = [msgspec.json.decode(e) for e in encoded]
-                for args in ([(items,)] if plugin.batch else [(item,) for item in items]):
-                    app.send_task(plugin.name, args=args, queue=plugin.queue, producer=producer)
+        for plugin in plugins:
+            for args in ([(items,)] if plugin.batch else [(item,) for item in items]):
+                app.send_task(plugin.name, args=args, queue=plugin.queue, producer=producer)
 
 
-def fan_out(events: list[Event], span_for: Callable[[list[Event]], ContextManager] | None = None) -> None:
-    """Enqueue each event for every target that wants it.
+def fan_out(events: list[Event], client: redis.Redis | None = None,
+            span_for: Callable[[list[Event]], ContextManager] | None = None) -> None:
+    """Queue each event for every destination and plug-in that wants it.
 
-    `span_for(events)` (tracing on, workers/traced.py) makes each enqueue happen inside a span of the
-    trace of the callbacks it carries, so the delivery task continues their traces.
+    `span_for(events)` is given when tracing is on (workers/traced.py): each delivery job then
+    carries the trace context of a span in its callback's trace, and the delivery engine's POST
+    continues that trace; a plug-in task is sent inside that span (Celery's instrumentation).
     """
     if not events:
         return
     encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
     within = span_for or _untraced
+    bodies = []
+    traces: list[list[str | None]] | None = [] if span_for is not None else None
+    for dest in load_destinations():
+        chunks = _chunks([e for e in events if dest.filter.matches(e)], dest.batch_size)
+        bodies.append((dest, [encoded[c[0].event_id] if dest.batch_size == 1
+                              else b"[" + b",".join(encoded[e.event_id] for e in c) + b"]" for c in chunks]))
+        if traces is not None:
+            traces.append([_traceparent(within, c) for c in chunks])
+    if bodies:
+        enqueue(client or redis_client(), bodies, traceparents=traces)
+    plugins = load_plugins()
+    if not plugins:
+        return
     app = celery_app()
     # One broker connection for the whole batch instead of one checkout per message.
     with app.producer_or_acquire() as producer:
-        for dest in load_destinations():
-            wanted = [e for e in events if dest.filter.matches(e)]
-            for chunk in _chunks(wanted, dest.batch_size):
-                bodies = [encoded[e.event_id] for e in chunk]
-                body = bodies[0] if dest.batch_size == 1 else b"[" + b",".join(bodies) + b"]"
-                with within(chunk):
-                    enqueue(dest, body, producer=producer)
-        for plugin in load_plugins():
+        for plugin in plugins:
             wanted = [e for e in events if plugin.filter.matches(e)]
-            if not wanted:
-                continue
-            if plugin.batch:
-                with within(wanted):
-                    app.send_task(plugin.name, args=([msgspec.json.decode(encoded[e.event_id]) for e in wanted],),
-                                  queue=plugin.queue, producer=producer)
-            else:
-                for event in wanted:
-                    with within([event]):
-                        app.send_task(plugin.name, args=(msgspec.json.decode(encoded[event.event_id]),),
-                                      queue=plugin.queue, producer=producer)
-
-
 def _untraced(_: list[Event]) -> ContextManager:
     return nullcontext()
+
+
+def _traceparent(within: Callable[[list[Event]], ContextManager], events: list[Event]) -> str | None:
+    """The W3C traceparent of the fan-out span of `events` (tracing on only)."""
+    from opentelemetry.propagate import inject
+
+    carrier: dict[str, str] = {}
+    with within(events):
+        inject(carrier)
+    return carrier.get("traceparent")

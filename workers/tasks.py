@@ -126,7 +126,7 @@ def apply_and_fan_out(store: Store, events: list[Event], spans=None) -> list[Eve
             return store.apply_batch_with_outbox(events, outbox=False)[0]
     with spans.apply(events) if spans is not None else nullcontext():
         applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed, spans.fan_out if spans is not None else None)
+    fanout.fan_out(applied + unconfirmed, store.client, spans.fan_out if spans is not None else None)
     store.confirm_fanout(applied + unconfirmed)
     return applied
 

@@ -37,3 +37,22 @@ def test_bad_input_is_one_line(database_url):
     assert "Traceback" not in result.stderr
     off = tspipe("events", "search", "--phone-number", "1", database_url=None)
     assert off.returncode == 2 and "DATABASE_URL" in off.stderr
+
+
+def test_archive_writer_without_database_url_says_so_once_and_idles(redis_url):
+    """Under a Procfile with DATABASE_URL unset: one line, then idle until stopped (exiting would stop the others)."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["REDIS_URL"] = redis_url
+    proc = subprocess.Popen([sys.executable, "-m", "tspipe", "archive"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert err.count("the archive is off (DATABASE_URL is not set)") == 1, err

@@ -1,4 +1,4 @@
-"""`tspipe run` as `make run` starts it: no REDIS_URL, embedded Redis, web + worker + beat."""
+"""`tspipe run` as `make run` starts it: no REDIS_URL, embedded Redis, web + worker + deliver + beat."""
 
 import json
 import os
@@ -130,7 +130,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
     assert not alive, f"left running: {alive}"
     assert (tmp_path / "data" / "redis" / "appendonly.aof").exists() or any((tmp_path / "data" / "redis").glob("appendonly*"))
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in output.splitlines() if line.strip()]
-    for name in ("web", "worker", "beat", "archive", "system"):
+    for name in ("web", "worker", "deliver", "beat", "archive", "system"):
         assert any(re.match(rf"\d\d:\d\d:\d\d {name} +\| ", line) for line in lines), f"no {name} lines:\n{output}"
     bodies = [line.split("| ", 1)[1] for line in lines if "| " in line]
     assert not [b for b in bodies if b.lstrip().startswith("{")], f"JSON lines on a terminal:\n{output}"
