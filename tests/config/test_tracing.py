@@ -4,8 +4,8 @@ The receiver is an in-process HTTP server that decodes the protobuf
 (ExportTraceServiceRequest) the OpenTelemetry exporter posts. One callback
 goes in through the real ingress, is applied by a real worker process and
 delivered to a real destination; its trace must run from the POST through
-decode, apply and fan-out to the delivery task and its HTTP POST, and the
-batch span must link the callback.
+decode, apply and fan-out to the delivery engine's span and its HTTP POST,
+and the batch span must link the callback.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import pytest
 from aiohttp import web
 
 from config import tracing
-from tests.ingest.test_sigterm import _wait_healthy
 from tests.workers.delivery_support import HttpServer, wait_for
 from tests.workers.test_delivery import dest, ok
 from tspipe.redis_server import free_port
@@ -59,6 +58,22 @@ class Receiver:
         return web.Response(status=200)
 
 
+async def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until /healthz answers (generous: three processes start on a shared machine)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "tspipe web exited early"
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("tspipe web did not become healthy")
+
+
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([TSPIPE, *args], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
@@ -80,17 +95,18 @@ async def test_one_trace_from_callback_to_delivery(redis_url, tmp_path):
         }
         web_proc = start(["web"], env, tmp_path / "web.log")
         worker = start(["worker", "--concurrency", "1"], env, tmp_path / "worker.log")
+        engine = start(["deliver"], env, tmp_path / "deliver.log")
         try:
-            await _wait_healthy(f"http://127.0.0.1:{port}", web_proc)
+            await wait_healthy(f"http://127.0.0.1:{port}", web_proc)
             async with aiohttp.ClientSession() as session:
                 async with session.post(f"http://127.0.0.1:{port}/callbacks/sms", data=BODY) as response:
                     assert response.status == 200
-            assert await asyncio.to_thread(wait_for, lambda: len(destination.calls) == 1, 30)
-            assert await asyncio.to_thread(wait_for, lambda: _names(receiver) >= EXPECTED, 15), _names(receiver)
+            assert await asyncio.to_thread(wait_for, lambda: len(destination.calls) == 1, 60)
+            assert await asyncio.to_thread(wait_for, lambda: _names(receiver) >= EXPECTED, 30), _names(receiver)
         finally:
-            for proc in (web_proc, worker):
+            for proc in (web_proc, worker, engine):
                 proc.terminate()
-            for proc in (web_proc, worker):
+            for proc in (web_proc, worker, engine):
                 try:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
@@ -101,12 +117,13 @@ async def test_one_trace_from_callback_to_delivery(redis_url, tmp_path):
     trace_id = spans[post][1]
     in_trace = {i: s for i, s in spans.items() if s[1] == trace_id}
     names = {s[0] for s in in_trace.values()}
-    assert {"tspipe.decode", "tspipe.apply", "tspipe.fan_out", "run/tspipe.deliver"} <= names, names
+    assert {"tspipe.decode", "tspipe.apply", "tspipe.fan_out", "tspipe.deliver"} <= names, names
     # Connected: every span of the trace but its root has its parent in the trace.
     for span_id, (name, _, parent, _, _) in in_trace.items():
         assert span_id == post or parent in in_trace, f"{name} has no parent in the trace"
-    # The delivery's own HTTP POST (urllib) to the destination is in the callback's trace too.
-    deliver = next(i for i, s in in_trace.items() if s[0] == "run/tspipe.deliver")
+    # The delivery engine's POST to the destination (aiohttp client) is in the callback's trace too.
+    deliver = next(i for i, s in in_trace.items() if s[0] == "tspipe.deliver")
+    assert in_trace[deliver][4] == "tspipe-deliver"
     assert any(s[2] == deliver and s[0].startswith("POST") for s in in_trace.values())
     # The batch span (in the worker's Celery task trace) links the callback.
     batch = next(s for s in spans.values() if s[0] == "tspipe.batch")
@@ -114,7 +131,7 @@ async def test_one_trace_from_callback_to_delivery(redis_url, tmp_path):
     assert next(s for s in in_trace.values() if s[0] == "tspipe.decode")[4] == "tspipe-worker"
 
 
-EXPECTED = {"tspipe.batch", "tspipe.decode", "tspipe.apply", "tspipe.fan_out", "run/tspipe.deliver"}
+EXPECTED = {"tspipe.batch", "tspipe.decode", "tspipe.apply", "tspipe.fan_out", "tspipe.deliver"}
 
 
 def _names(receiver: Receiver) -> set[str]:
