@@ -148,6 +148,9 @@ def timed(func, runs: int) -> float:
 
 
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop the embedded PostgreSQL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=5_000_000, help="messages (two callbacks each)")
     parser.add_argument("--days", type=int, default=30)
