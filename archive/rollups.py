@@ -196,7 +196,8 @@ class Delta:
     def rollup_rows(self) -> list[tuple]:
         """Rows to add, in primary-key order (so concurrent writers lock them in the same order).
 
-        The histogram goes as an array literal: psycopg adapts a Python list element by element.
+        The histogram goes as an array literal (psycopg adapts a Python list element by element),
+        or null when the row counts no time to final: rows stay narrow, and reading them cheap.
         """
         counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         ttfs: dict[tuple, list[int]] = defaultdict(lambda: [0] * histogram.N)
@@ -211,12 +212,11 @@ class Delta:
                     for bucket, n in buckets.items():
                         ttf[bucket] += n
         rows = []
-        zero = "{" + ",".join("0" * histogram.N) + "}"
         for row in sorted(counts):
             vector, ttf = counts[row], ttfs.get(row)
             if any(vector) or (ttf is not None and any(ttf)):
                 dim, channel, span, hour, key = row
-                literal = "{" + ",".join(map(str, ttf)) + "}" if ttf is not None else zero
+                literal = "{" + ",".join(map(str, ttf)) + "}" if ttf is not None and any(ttf) else None
                 rows.append((dim, channel, span, _start(hour), key, *vector, literal))
         return rows
 
@@ -254,8 +254,8 @@ _ROLLUP = (
     f"FROM jsonb_to_recordset(%s::jsonb) AS u({', '.join(f'{c} {t}' for c, t in zip(_ROLLUP_COLUMNS, _ROLLUP_TYPES))}) "
     "ON CONFLICT (dim, channel, span, hour, key) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in COUNTERS)
-    # Most rows of a batch change no histogram (a message sent, a failure code): keep theirs as is.
-    + f", ttf = CASE WHEN EXCLUDED.ttf = '{{{','.join('0' * histogram.N)}}}'::integer[] THEN r.ttf ELSE "
+    # Most rows of a batch change no histogram (a message sent, a failure code): null, and kept as is.
+    + ", ttf = CASE WHEN EXCLUDED.ttf IS NULL THEN r.ttf WHEN r.ttf IS NULL THEN EXCLUDED.ttf ELSE "
     "ARRAY(SELECT a + b FROM unnest(r.ttf, EXCLUDED.ttf) WITH ORDINALITY AS t(a, b, i) ORDER BY i) END"
 )
 _SPEND = (

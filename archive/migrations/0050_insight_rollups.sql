@@ -38,7 +38,7 @@ CREATE TABLE insight_rollup (
     inbound   bigint      NOT NULL DEFAULT 0,
     rr_final  bigint      NOT NULL DEFAULT 0,
     rr_read   bigint      NOT NULL DEFAULT 0,
-    ttf       integer[]   NOT NULL,
+    ttf       integer[],             -- null: no time to final counted (most rows: failure codes, sent only)
     PRIMARY KEY (dim, channel, span, hour, key)
 );
 
