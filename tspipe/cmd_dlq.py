@@ -29,11 +29,16 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--destination", "target", help="Only entries for this destination or plug-in.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
-def list_cmd(target: str | None, as_json: bool) -> None:
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Most entries shown (default: all, read a page at a time).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Matching entries skipped first.")
+def list_cmd(target: str | None, as_json: bool, limit: int | None, offset: int) -> None:
     """List dead letters, oldest first."""
+    import itertools
+
     from store import deadletters
 
-    for entry in deadletters.list_entries(_client(), target):
+    stop = None if limit is None else offset + limit
+    for entry in itertools.islice(deadletters.iter_entries(_client(), target), offset, stop):
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:

@@ -25,10 +25,20 @@ def has_targets() -> bool:
     return bool(load_destinations()) or bool(load_plugins())
 
 
-def fan_out(events: list[Event]) -> None:
+def encode(event: Event, current: bool) -> bytes:
+    """The event's JSON plus `current`: whether it became its message's current state when applied.
+
+    A late, older event (a "delivered" arriving after "read") is still sent,
+    with `current: false`, so a receiver keeping a status per message can ignore it.
+    """
+    return EVENT_ENCODER.encode(event)[:-1] + (b',"current":true}' if current else b',"current":false}')
+
+
+def fan_out(events: list[Event], current: set[str] | frozenset[str] = frozenset()) -> None:
+    """Enqueue each event for every matching target; `current` holds the ids of events that are their message's state."""
     if not events:
         return
-    encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
+    encoded = {e.event_id: encode(e, e.event_id in current) for e in events}
     app = celery_app()
     # One broker connection for the whole batch instead of one checkout per message.
     with app.producer_or_acquire() as producer:

@@ -93,11 +93,11 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
     confirmed are fanned out again (at-least-once; receivers dedupe on webhook-id).
     """
     if not fanout.has_targets():
-        return store.apply_batch_with_outbox(events, outbox=False)[0]
-    applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed)
-    store.confirm_fanout(applied + unconfirmed)
-    return applied
+        return store.apply_batch_with_outbox(events, outbox=False).new
+    result = store.apply_batch_with_outbox(events)
+    fanout.fan_out(result.new + result.unconfirmed, result.current)
+    store.confirm_fanout(result.new + result.unconfirmed)
+    return result.new
 
 
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
