@@ -18,8 +18,11 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 # The dashboard test drives Debian's chromium; install it when missing and possible, else that test skips.
+# Said before it starts: apt-get takes a while and prints nothing.
 chromium:
 	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium with apt-get for the dashboard browser test (once; about 20 s, quiet)..."; fi; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	     (apt-get install -y -q chromium >/dev/null 2>&1 || \
 	      (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)); then \

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from config.errors import ConfigError
+from config.keywords import validated as keyword_map_text
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
 
@@ -162,6 +163,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal_grace_seconds", "TSPIPE_JOURNAL_GRACE_S", 30.0, _float(1), "A queued batch not applied after this long, and neither queued nor held by a worker, is queued again (beat checks every third of it)."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
+            "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
 
 
@@ -201,6 +204,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     journal_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    keywords: str | None = None
 
     @property
     def effective_spool_dir(self) -> str:

@@ -25,7 +25,9 @@ from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
 from ingest.metrics import IngestMetrics
+from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
+from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
@@ -223,6 +225,8 @@ def create_app(settings: Settings) -> web.Application:
     add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
     setup_query_api(app, settings)
+    setup_optout_check(app, settings)
     setup_dashboard(app, settings)
+    setup_openapi(app)
     answer_unrouted(app)
     return app

@@ -38,7 +38,14 @@ def _entry(raw: bytes) -> dict:
     if not isinstance(data, dict):
         return {"error": "unreadable entry"}
     keep = ("id", "kind", "target", "reason", "error", "attempts", "received_at", "quarantined_at", "failed_at", "request_id")
-    return {k: (mask_text(v) if isinstance(v, str) else v) for k, v in data.items() if k in keep}
+    return {k: _shown(k, v) for k, v in data.items() if k in keep}
+
+
+def _shown(key: str, value: object) -> object:
+    """Times as ISO 8601 UTC (they are stored as epoch seconds), text with addresses masked."""
+    if key.endswith("_at") and isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return mask_text(value) if isinstance(value, str) else value
 
 
 def _event(raw: bytes) -> dict:
@@ -63,7 +70,7 @@ async def snapshot(client: aioredis.Redis, queue: str, now: float | None = None)
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.METRICS)
     pipe.llen(queue)
-    pipe.zcount(keys.OPTOUT_INDEX, midnight, "+inf")
+    pipe.zcount(keys.OPTOUT_INDEX, midnight, "+inf")  # scored by when applied, so samples count today
     pipe.llen(keys.DEADLETTER)
     pipe.lrange(keys.DEADLETTER, 0, 4)
     pipe.llen(keys.QUARANTINE)

@@ -25,6 +25,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def add_get(app: web.Application, path: str, handler: Handler) -> None:
     """app.router.add_get, with the requests counted under `path`."""
+    add_counted(app, hdrs.METH_GET, path, handler)
+
+
+def add_counted(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """app.router.add_route, with the requests counted under `path`."""
 
     async def counted(request: web.Request) -> web.StreamResponse:
         # An app may serve these routes without the ingress (the query API on its own): no counts then.
@@ -39,7 +44,7 @@ def add_get(app: web.Application, path: str, handler: Handler) -> None:
             metrics.count_request(path, response.status)
         return response
 
-    app.router.add_get(path, counted)
+    app.router.add_route(method, path, counted)
 
 
 def answer_unrouted(app: web.Application) -> None:

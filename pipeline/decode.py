@@ -18,6 +18,7 @@ from pipeline.delivery import attempts_of, status_of
 from pipeline.errors import InvalidCallback
 from pipeline.event import Channel, ErrorItem, Event, Kind, Source
 from pipeline.inbound import SUB_RESOURCE_CHANNELS, channel_marker, inbound_of
+from pipeline.keywords import KeywordMap
 from pipeline.read import READ_CODE
 from pipeline.status_codes import INBOUND
 from pipeline.timestamps import parse_timestamp
@@ -53,12 +54,14 @@ def decode(
     channel_hint: str | None = None,
     received_at: datetime | None = None,
     source: Source = _CALLBACK,
+    keywords: KeywordMap | None = None,
 ) -> Event:
     """Decode and classify one body; raises InvalidCallback, and nothing else, for a bad one.
 
     Runs once per callback in the workers, so it is written for speed: text
     fields arrive typed (see pipeline.wire), `x or None` turns "" into None,
-    and the Event is built positionally.
+    and the Event is built positionally. `keywords` is the sender's keyword
+    map (config/keywords.py); None means the default `telesign` preset.
     """
     if type(body) is not bytes:
         if not isinstance(body, (bytes, bytearray, memoryview)):
@@ -92,7 +95,7 @@ def decode(
     phone = wire.phone_number or (user_response.phone_number if user_response is not None else None) or None
 
     if kind is _INBOUND:
-        text_value, sender, media, action, keyword = inbound_of(wire, channel_name)
+        text_value, sender, media, action, keyword = inbound_of(wire, channel_name, keywords)
     else:
         text_value, sender, media, action, keyword = None, None, [], None, None
 

@@ -2,7 +2,7 @@
 
 Where the text, the sender and the media live differs per channel; this
 module knows each place. Telesign's own keyword action wins; otherwise the
-text is matched against the seed's keyword lists.
+text is matched against the keyword map (pipeline/keywords.py).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.event import Action, Media
-from pipeline.keywords import detect, telesign_action
+from pipeline.keywords import KeywordMap, detect, telesign_action
 from pipeline.wire import WireCallback, text
 
 SUB_RESOURCE_CHANNELS = {
@@ -47,7 +47,8 @@ def channel_marker(wire: WireCallback) -> str | None:
     return None
 
 
-def inbound_of(wire: WireCallback, channel: str | None) -> Inbound:
+def inbound_of(wire: WireCallback, channel: str | None, keywords: KeywordMap | None = None) -> Inbound:
+    """Text, sender, media and keyword action of an inbound body; `keywords` None means the default map."""
     user_response = wire.user_response
     content = wire.content
     action_obj = None
@@ -85,7 +86,14 @@ def inbound_of(wire: WireCallback, channel: str | None) -> Inbound:
             ts_action, ts_keyword = Action.STOP, event_name.lower()
     if ts_action is not None:
         return message, sender, media, ts_action, ts_keyword
-    action, keyword = detect(message)
+    if keywords is None:
+        action, keyword = detect(message)
+    else:
+        country = None
+        if keywords.languages:
+            country = (user_response.iso_country_code if user_response is not None else None) \
+                or (_str(action_obj.get("iso_country_code")) if action_obj is not None else None)
+        action, keyword = keywords.detect(message, channel, country)
     return message, sender, media, action, keyword
 
 

@@ -6,6 +6,7 @@ Modules, one per thing kept:
 - state.py:         applying a batch of events: dedup, message state, history, pending index,
                     opt-out changes, recent events, metrics (one Lua call per batch);
 - optouts.py:       the opt-out list's read side;
+- suppression.py:   the opt-out list as a sender's suppression list: bulk check, CSV import and export;
 - journal.py:       the batch journal (a queued batch is never lost between Redis and a worker);
 - quarantine.py:    bodies that did not decode;
 - deadletters.py:   deliveries and plug-in calls that gave up (replaying them is workers/replay.py);

@@ -13,7 +13,8 @@ MESSAGE = PREFIX + "m:{reference_id}"
 DEDUP = PREFIX + "dedup:{event_id}"
 # Fan-out outbox: exists from apply until the event's fan-out is enqueued ('c' current, 's' stale).
 OUTBOX = PREFIX + "outbox:{event_id}"
-# Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging.
+# Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging, scored
+# by when each opt-out was applied (not the event's own time: 'opt-outs today' on the dashboard).
 OPTOUT = PREFIX + "optout:{address}"
 OPTOUT_INDEX = PREFIX + "optouts"
 # Bodies that did not decode, with their reason (list, newest first), and the list's size in bytes.

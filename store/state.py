@@ -154,7 +154,9 @@ for pos, e in ipairs(entries) do
         redis.call('HSET', ok, 'opted_out', opted, 'channel', e.chn or '', 'keyword', e.kw or '',
           'ts', e.t, 'updated_at', e.iso)
         if opted == 1 then
-          redis.call('ZADD', K_OPTOUTS, e.t, e.addr)
+          -- Scored by when the opt-out was applied (NX: a repeated STOP keeps the first time): the
+          -- dashboard counts today's, and paging by rank sees new entries only at the end.
+          redis.call('ZADD', K_OPTOUTS, 'NX', now, e.addr)
         else
           redis.call('ZREM', K_OPTOUTS, e.addr)
         end
@@ -187,6 +189,25 @@ if lag_count > 0 then
 end
 return out
 """
+
+# KEYS[1]: an auto-reply's claim. ARGV[1]: the claiming task id, ARGV[2]: TTL in seconds.
+# 1 when the claim is (or already was) this task's; 0 when another task holds it or the reply was sent.
+_CLAIM_AUTOREPLY = r"""
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
+
+# KEYS[1]: an auto-reply's claim. ARGV[1]: the task id that must hold it, ARGV[2]: the new value
+# (AUTOREPLY_SENT, TTL kept) or '' to delete it. Does nothing when another task holds the claim.
+_SETTLE_AUTOREPLY = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[1], ARGV[2], 'XX', 'KEEPTTL')
+return 1
+"""
+# The claim's value once the reply went out (a task id is a UUID, never this).
+AUTOREPLY_SENT = "sent"
 
 _packer = msgspec.msgpack.Encoder()
 _json = msgspec.json.Encoder()
@@ -238,6 +259,8 @@ class Store:
         self.quarantine_max = quarantine_max
         self.quarantine_max_bytes = quarantine_max_bytes
         self._apply = client.register_script(_APPLY_BATCH)
+        self._claim = client.register_script(_CLAIM_AUTOREPLY)
+        self._settle = client.register_script(_SETTLE_AUTOREPLY)
         self._fixed_keys = [keys.METRICS, keys.RECENT_EVENTS, keys.PENDING_INDEX, keys.OPTOUT_INDEX]
         self._cfg = _packer.encode(
             {
@@ -403,12 +426,21 @@ class Store:
         return optout_from_hash(address, self.client.hgetall(keys.OPTOUT.format(address=address)))
 
     def claim_autoreply(self, event_id: str, claimer: str, ttl: int) -> bool:
-        """First claimer wins; the same claimer (a retried task keeps its id) may claim again."""
-        key = keys.AUTOREPLY_CLAIM.format(event_id=event_id)
-        if self.client.set(key, claimer, nx=True, ex=ttl):
-            return True
-        current = self.client.get(key)
-        return current is not None and current.decode() == claimer
+        """First claimer wins; the same claimer (a retried or redelivered task keeps its id) may claim again.
+
+        The claim's value is the task id while the reply is being sent, then
+        AUTOREPLY_SENT (see autoreply_sent), which no task id equals: a task
+        redelivered after its reply went out does not send it twice.
+        """
+        return bool(self._claim(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, ttl]))
+
+    def autoreply_sent(self, event_id: str, claimer: str) -> None:
+        """The reply went out: no later task may claim it, not even a replay of its dead letter."""
+        self._settle(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, AUTOREPLY_SENT])
+
+    def release_autoreply(self, event_id: str, claimer: str) -> None:
+        """The reply gave up and was dead-lettered unsent: free the claim so `tspipe dlq replay` can send it."""
+        self._settle(keys=[keys.AUTOREPLY_CLAIM.format(event_id=event_id)], args=[claimer, ""])
 
     def dead_letter(self, entry: dict) -> None:
         deadletters.add_raw(self.client, _json.encode(entry))

@@ -1,4 +1,4 @@
-"""tspipe: the operations layer (command line, process supervisor, embedded Redis).
+"""tspipe: the operations layer (command line, embedded Redis and the run that owns a data directory).
 
 The product lives in pipeline/ (pure core), ingest/ (web), workers/ (Celery)
 and config/ (settings); this package wires them into commands.

@@ -17,26 +17,32 @@ from tspipe import __version__
 @click.version_option(__version__, prog_name="tspipe")
 def cli() -> None:
     """tspipe: receive Telesign callbacks and turn them into clean, trustworthy events."""
+    from tspipe.context import adopt_running_redis
+
+    adopt_running_redis()
 
 
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
+from tspipe.cmd_optouts import optouts  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
-from tspipe.cmd_worker import beat, worker  # noqa: E402
+from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
 
 cli.add_command(classify_command)
 cli.add_command(web_command)
 cli.add_command(worker)
 cli.add_command(beat)
+cli.add_command(flower)
 cli.add_command(quarantine)
 cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(optouts)
 
 
 def main() -> None:

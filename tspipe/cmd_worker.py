@@ -24,8 +24,9 @@ def _app():
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--concurrency", "-c", type=int, default=None, help="Worker processes (default TSPIPE_WORKER_CONCURRENCY).")
 @click.option("--loglevel", "-l", default=None, help="Celery log level (default TSPIPE_LOG_LEVEL).")
+@click.option("--quiet", "-q", is_flag=True, help="No Celery start-up banner (tspipe run passes it).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str, ...]) -> None:
+def worker(concurrency: int | None, loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> None:
     """Run the Celery worker that applies callback batches (extra arguments go to Celery)."""
     app, settings = _app()
     # Every declared queue: the ingest queue and one per destination (workers/app.py). With only
@@ -33,6 +34,7 @@ def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str
     queues = [q.name for q in app.conf.task_queues or ()] or [settings.queue]
     app.worker_main(
         [
+            *(["--quiet"] if quiet else []),
             "worker",
             f"--concurrency={concurrency or settings.worker_concurrency}",
             f"--loglevel={loglevel or settings.log_level}",
@@ -44,8 +46,23 @@ def worker(concurrency: int | None, loglevel: str | None, celery_args: tuple[str
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--loglevel", "-l", default=None, help="Celery log level (default TSPIPE_LOG_LEVEL).")
+@click.option("--quiet", "-q", is_flag=True, help="No Celery start-up banner (tspipe run passes it).")
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def beat(loglevel: str | None, celery_args: tuple[str, ...]) -> None:
+def beat(loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
     app, settings = _app()
-    app.start(["beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])
+    app.start([*(["--quiet"] if quiet else []), "beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--port", type=int, default=5555, show_default=True, help="Port for Flower's web page.")
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, flower_args: tuple[str, ...]) -> None:
+    """Run Flower, Celery's monitor, on tspipe's broker (needs `pip install -e '.[ops]'`)."""
+    try:
+        import flower as _flower  # noqa: F401 - only to say how to get it
+    except ImportError:
+        click.echo("tspipe flower: Flower is not installed: pip install -e '.[ops]' (or pip install flower)", err=True)
+        raise SystemExit(2) from None
+    app, settings = _app()
+    app.start(["flower", f"--port={port}", "--address=127.0.0.1", *flower_args])

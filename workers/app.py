@@ -6,7 +6,10 @@ broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
+from celery.app import trace
 from celery.signals import setup_logging
 from kombu import Queue
 from kombu.serialization import register
@@ -16,7 +19,9 @@ from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
 from store.serialization import CONTENT_ENCODING, CONTENT_TYPE, SERIALIZER, dumps, loads
+from workers import queue_order
 from workers.destinations import parse_destinations
+from workers.queue_order import MAINTENANCE_QUEUE
 
 register(SERIALIZER, dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
 
@@ -46,6 +51,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
             # ~16 s (exponential backoff, 5 retries), far below it, so their ETA
             # messages are never redelivered while still waiting.
             "visibility_timeout": 300,
+            # Beat's maintenance queue before any other (workers/queue_order.py).
+            "queue_order_strategy": queue_order.STRATEGY,
         },
         worker_hijack_root_logger=False,
         timezone="UTC",
@@ -55,27 +62,45 @@ def make_celery(settings: Settings | None = None) -> Celery:
         include=["workers.delivery", "workers.plugins", "workers.reconcile"],
         # One queue per destination (parsed here so a bad TSPIPE_DESTINATIONS stops start-up):
         # a worker consumes them all, and a destination's backlog never sits in front of another's.
-        task_queues=[Queue(settings.queue)] + [Queue(d.queue) for d in parse_destinations(settings.destinations)],
+        # The maintenance queue first: `tspipe worker` consumes every declared queue in this order.
+        task_queues=[Queue(MAINTENANCE_QUEUE), Queue(settings.queue)]
+        + [Queue(d.queue) for d in parse_destinations(settings.destinations)],
         beat_schedule={
-            "tspipe-reconcile": {
-                "task": "tspipe.reconcile",
-                "schedule": float(settings.reconcile_interval_seconds),
-                "options": {"queue": settings.queue, "expires": float(settings.reconcile_interval_seconds)},
-            },
-            "tspipe-journal-sweep": {
-                "task": "tspipe.journal_sweep",
-                "schedule": settings.journal_grace_seconds / 3,
-                "options": {"queue": settings.queue, "expires": settings.journal_grace_seconds / 3},
-            },
+            "tspipe-reconcile": maintenance_entry("tspipe.reconcile", float(settings.reconcile_interval_seconds)),
+            "tspipe-journal-sweep": maintenance_entry("tspipe.journal_sweep", settings.journal_grace_seconds / 3),
         },
     )
     return app
 
 
+def maintenance_entry(task: str, every: float) -> dict[str, object]:
+    """A beat schedule entry for a periodic job: on the maintenance queue, expiring after one period
+    (the next run replaces it). Every periodic job goes through here (workers/queue_order.py says why)."""
+    return {"task": task, "schedule": every, "options": {"queue": MAINTENANCE_QUEUE, "expires": every}}
+
+
+class _NoPerTaskLines(logging.Filter):
+    """Drops Celery's "Task ... received" and "Task ... succeeded in ..." lines.
+
+    Two per queue message: 108 of the 296 lines of a first `tspipe run`. The
+    batch task logs its own one-line summary; failures and retries still show.
+    TSPIPE_LOG_LEVEL=debug brings them back.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in (trace.LOG_RECEIVED, trace.LOG_SUCCESS)
+
+
 @setup_logging.connect
 def _tspipe_logging(**_: object) -> None:
     """Celery leaves logging alone when this signal has a receiver: ours masks phone numbers and keys."""
-    configure_logging(get_settings())
+    settings = get_settings()
+    configure_logging(settings)
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logger = logging.getLogger(name)
+        logger.filters[:] = [f for f in logger.filters if not isinstance(f, _NoPerTaskLines)]
+        if settings.log_level != "debug":
+            logger.addFilter(_NoPerTaskLines())
 
 
 # Module-level so `celery -A workers.app worker` (and `-A workers`) find it.

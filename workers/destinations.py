@@ -26,13 +26,22 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class Filter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Which events a destination or plug-in wants. An empty list means "any"."""
+    """Which events a destination or plug-in wants. An empty list means "any".
+
+    `keywords` matches the event's keyword case-folded and exactly ("JOIN"
+    wants "join", not "join now"): a handler per keyword of the sender's map.
+    """
 
     kinds: list[str] = []
     outcomes: list[str] = []
     channels: list[str] = []
     actions: list[str] = []
+    keywords: list[str] = []
     final_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.keywords:
+            msgspec.structs.force_setattr(self, "keywords", [k.strip().casefold() for k in self.keywords])
 
     def matches(self, event: Event) -> bool:
         if self.kinds and event.kind.value not in self.kinds:
@@ -42,6 +51,8 @@ class Filter(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         if self.channels and (event.channel is None or event.channel.value not in self.channels):
             return False
         if self.actions and (event.action is None or event.action.value not in self.actions):
+            return False
+        if self.keywords and (event.keyword is None or event.keyword.casefold() not in self.keywords):
             return False
         return not (self.final_only and not event.status.final)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 from celery import Task
-from celery.signals import import_modules, task_failure
+from celery.signals import import_modules, task_failure, worker_init
 
 from config import get_settings
 from pipeline.event import EVENT_DECODER, Event
@@ -79,8 +79,14 @@ def plugin_names() -> set[str]:
 
 
 @import_modules.connect
+@worker_init.connect
 def _load_on_worker_start(sender: Any = None, **_: Any) -> None:
-    """The worker must know plug-in task names before the first one arrives."""
+    """The worker must know plug-in task names before the first one arrives.
+
+    Celery sends import_modules before it imports `include` (this module among
+    them), so that receiver alone never ran in `tspipe worker`: worker_init
+    comes after the imports and before the consumer builds its task table.
+    """
     load_plugins()
 
 

@@ -21,6 +21,7 @@ import structlog
 
 import pipeline
 from config import get_settings
+from config.keywords import keyword_map
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
@@ -71,14 +72,16 @@ def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
 
 
 def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineEntry]]:
-    """Decode every record; failures become quarantine entries instead of exceptions."""
+    """Decode every record with the sender's keyword map; failures become quarantine entries instead of exceptions."""
     events: list[Event] = []
     bad: list[QuarantineEntry] = []
     decode = pipeline.decode
+    keywords = keyword_map(get_settings().keywords)
     for record in records:
         try:
             received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
-            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received))
+            events.append(decode(record.body, channel_hint=record.channel_hint, received_at=received,
+                                 keywords=keywords))
         except InvalidCallback as exc:
             bad.append(_quarantine_entry(record, str(exc) or type(exc).__name__))
         except Exception as exc:  # a decoder bug must not poison the whole batch either
@@ -165,13 +168,21 @@ def journal_sweep() -> int:
     max_retries=AUTOREPLY_MAX_RETRIES,
 )
 def autoreply(self, payload: dict) -> str:
-    """Send one auto-reply. Claimed per event id so a duplicate event never sends twice."""
+    """Send one auto-reply, exactly once per event id.
+
+    The claim (store/state.py) lets one task send: duplicates of the event
+    (Telesign retries, a redelivered batch) queue tasks whose claim is
+    refused. Once sent, the claim says so, and a redelivery of this very task
+    sends nothing; when it gives up, the claim is released with the dead
+    letter, so `tspipe dlq replay` (a new task id) can claim and send it.
+    """
     settings = get_settings()
     store = get_store()
-    if not store.claim_autoreply(payload["event_id"], self.request.id, settings.dedup_ttl_seconds):
+    event_id, claimer = payload["event_id"], self.request.id or payload["event_id"]
+    if not store.claim_autoreply(event_id, claimer, settings.dedup_ttl_seconds):
         return "duplicate"
     if not settings.telesign_customer_id or not settings.telesign_api_keys:
-        store.dead_letter({"kind": "autoreply", "payload": payload, "error": "no Telesign credentials", "attempts": 0})
+        _give_up(store, payload, claimer, "no Telesign credentials", 0)
         return "no-credentials"
     try:
         send_reply(
@@ -181,9 +192,19 @@ def autoreply(self, payload: dict) -> str:
         )
     except TelesignError as exc:
         if self.request.retries >= self.max_retries:
-            store.dead_letter(
-                {"kind": "autoreply", "payload": payload, "error": str(exc), "attempts": self.request.retries + 1}
-            )
+            _give_up(store, payload, claimer, str(exc), self.request.retries + 1)
             return "dead-lettered"
         raise
+    store.autoreply_sent(event_id, claimer)
     return "sent"
+
+
+def _give_up(store: Store, payload: dict, claimer: str, error: str, attempts: int) -> None:
+    """Dead-letter the reply, then free its claim.
+
+    A crash in between redelivers this task (late acks) with its own id, which still
+    holds the claim: it tries again and ends here again. A second dead letter of the
+    same reply is harmless, since only one replayed task can claim it.
+    """
+    store.dead_letter({"kind": "autoreply", "payload": payload, "error": error, "attempts": attempts})
+    store.release_autoreply(payload["event_id"], claimer)

@@ -67,3 +67,34 @@ async def _run(*argv: str) -> str:
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
     return out.decode("utf-8", "replace")
+
+
+async def test_optouts_today_counts_by_when_the_optout_was_applied(redis_url):
+    """The samples' STOPs happened years ago; applied now, they are today's opt-outs."""
+    from ingest.dashboard import snapshot
+    from store import keys
+    import redis.asyncio as aioredis
+
+    store = _seed(load_settings({"REDIS_URL": redis_url}))
+    opted_out = store.client.zcard(keys.OPTOUT_INDEX)
+    assert opted_out >= 1
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        data = await snapshot(client, "tspipe.ingest")
+    finally:
+        await client.aclose()
+    assert data["optouts_today"] == opted_out
+
+
+async def test_dashboard_shows_quarantine_and_dead_letter_times_as_iso(redis_url, aiohttp_client):
+    settings = load_settings({"REDIS_URL": redis_url})
+    store = _seed(settings)
+    from store import deadletters
+
+    deadletters.add(store.client, deadletters.new_entry("destination", "hook", b"{}", "HTTP 500", 3))
+    client = await aiohttp_client(create_app(settings))
+    data = await (await client.get("/dashboard/data.json")).json()
+    iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+    entry = data["quarantine"]["latest"][0]
+    assert iso.match(entry["quarantined_at"]) and iso.match(entry["received_at"]), entry
+    assert iso.match(data["deadletters"]["latest"][0]["failed_at"]), data["deadletters"]

@@ -42,3 +42,17 @@ def test_stdin_and_channel_hint():
     assert json.loads(result.stdout)["channel"] == "viber"
     result = run("-", stdin=b"\xff")
     assert result.returncode == 1 and "UTF-8" in json.loads(result.stdout)["error"]
+
+
+def test_keyword_map_from_the_environment(tmp_path):
+    body = (FIXTURES / "mo_sms_keyword_start.json").read_bytes()
+    stopall = body.replace(b'"action": "start",', b"").replace(b'"Start"', b'"STOPALL"')
+    default = run("-", stdin=stopall)
+    assert default.returncode == 0 and json.loads(default.stdout)["action"] == "generic"
+    env = {**__import__("os").environ, "TSPIPE_KEYWORDS": "ctia"}
+    ctia = subprocess.run([sys.executable, "-m", "tspipe", "classify", "-"], input=stopall, capture_output=True,
+                          timeout=60, env=env)
+    assert ctia.returncode == 0 and json.loads(ctia.stdout)["action"] == "stop"
+    bad = subprocess.run([sys.executable, "-m", "tspipe", "classify", "-"], input=stopall, capture_output=True,
+                         timeout=60, env={**env, "TSPIPE_KEYWORDS": "tcpa"})
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1 and b"TSPIPE_KEYWORDS" in bad.stderr

@@ -52,3 +52,14 @@ def test_entries_in_the_older_autoreply_shape_are_listed_and_removable(redis_url
     assert entry.target == "autoreply" and json.loads(bytes(entry.event))["event_id"] == "e1" and len(entry.id) == 32
     assert deadletters.remove(client, [entry.id]) == 1
     assert client.llen(keys.DEADLETTER) == 0
+
+
+def test_dlq_list_says_so_when_empty(monkeypatch, redis_url) -> None:
+    from config.settings import reset_settings_cache
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    reset_settings_cache()
+    result = CliRunner().invoke(cli, ["dlq", "list"])
+    assert result.exit_code == 0 and result.output.strip() == "no dead letters"
+    assert CliRunner().invoke(cli, ["dlq", "list", "--destination", "a"]).output.strip() == "no dead letters for a"
+    assert CliRunner().invoke(cli, ["dlq", "list", "--json"]).output == ""  # JSON lines: nothing to parse

@@ -42,3 +42,20 @@ def test_prints_effective_config_with_secrets_masked():
 def test_readme_documents_every_variable():
     for setting in SETTINGS:
         assert f"`{setting.env}`" in README, setting.env
+
+
+def test_shows_the_effective_keyword_map():
+    result = check(TSPIPE_KEYWORDS='{"preset": "ctia", "keywords": {"JOIN": "generic"}, "channels": {"whatsapp": {"parar": "stop"}}}')
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["all", "stop"] and "stopall" in line and "revoke" in line for line in lines)
+    assert any(line.split()[:2] == ["all", "generic"] and "join" in line for line in lines)
+    assert any(line.split()[:4] == ["channel", "whatsapp", "stop", "parar"] for line in lines)
+
+
+def test_refuses_a_keyword_mapped_to_two_actions_with_one_line():
+    result = check(TSPIPE_KEYWORDS='{"keywords": {"YES": "start", "yes": "stop"}}')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tspipe config check: TSPIPE_KEYWORDS: keyword 'yes' is mapped to two actions in keywords: start ('YES') and stop ('yes')"
+    ]

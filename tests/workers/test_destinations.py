@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from config.errors import ConfigError
@@ -57,3 +58,13 @@ def test_filter_matches_every_dimension() -> None:
     assert Filter(outcomes=["pending"], channels=["sms"]).matches(pending)
     assert not Filter(channels=["whatsapp"]).matches(pending)
     assert Filter().matches(stop)
+
+
+def test_filter_keywords_case_folded_exact_match() -> None:
+    join = msgspec.structs.replace(make_event(1, kind=Kind.INBOUND, outcome=Outcome.RECEIVED, action=Action.GENERIC),
+                                   keyword="join")
+    wants = parse_destinations('[{"name": "j", "url": "http://x", "secret": "s", "filter": {"keywords": ["JOIN"]}}]')[0]
+    assert wants.filter.keywords == ["join"] and wants.filter.matches(join)
+    assert not wants.filter.matches(msgspec.structs.replace(join, keyword="joint"))
+    assert not wants.filter.matches(msgspec.structs.replace(join, keyword=None))
+    assert Filter(keywords=["Stop"], actions=["stop"]).matches(make_event(2, kind=Kind.INBOUND, action=Action.STOP))

@@ -1,0 +1,66 @@
+"""POST /v1/opt-outs/check on the real app and a real Redis: answers, bounds, token, one round trip."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from config import load_settings
+from ingest.app import create_app
+from pipeline.record import Record, encode_batch
+from store.state import Store
+from tests.workers.conftest import body
+from workers.tasks import process_batch
+
+
+def stop_from(phone: str, second: int) -> bytes:
+    return body("mo_whatsapp_keyword_stop", phone_number=phone, reference_id=f"R{phone}",
+                status_updated_on=f"2024-01-01T00:00:{second:02d}Z")
+
+
+async def test_answers_which_addresses_are_opted_out(redis_url, aiohttp_client):
+    store = Store(redis.Redis.from_url(redis_url))
+    process_batch(encode_batch([Record(stop_from(p, i), time.time()) for i, p in enumerate(("15550001111", "15550002222"))]),
+                  store)
+    client = await aiohttp_client(create_app(load_settings({"REDIS_URL": redis_url})))
+    asked = ["+1 (555) 000-1111", "15550003333", "15550002222", "someone@example.com"]
+    answer = await client.post("/v1/opt-outs/check", json={"addresses": asked})
+    assert answer.status == 200
+    data = await answer.json()
+    assert data["checked"] == 4
+    assert data["opted_out"] == [{"address": "15550001111", "updated_at": "2024-01-01T00:00:00.000000Z"},
+                                 {"address": "15550002222", "updated_at": "2024-01-01T00:00:01.000000Z"}]
+    # Exactly at the limit is fine, and costs one command on the server.
+    store.client.config_resetstat()
+    many = await client.post("/v1/opt-outs/check", json={"addresses": [f"1555{n:07d}" for n in range(1000)]})
+    assert many.status == 200 and (await many.json())["checked"] == 1000
+    calls = {name: stat["calls"] for name, stat in store.client.info("commandstats").items()}
+    assert calls.pop("cmdstat_zmscore") == 1 and set(calls) <= {"cmdstat_info", "cmdstat_config"}
+    store.client.close()
+
+
+async def test_bad_requests_get_400_with_a_reason(redis_url, aiohttp_client):
+    client = await aiohttp_client(create_app(load_settings({"REDIS_URL": redis_url})))
+    cases = [
+        (b"not json", "body must be"),
+        (b'{"numbers": ["1"]}', "body must be"),
+        (b'{"addresses": "15550001111"}', "body must be"),
+        (b'{"addresses": []}', "must not be empty"),
+        (b'{"addresses": ["---"]}', "addresses[0] is neither"),
+        (('{"addresses": [' + ",".join(f'"{n}"' for n in range(1001)) + "]}").encode(), "at most 1000 addresses"),
+        (b'{"addresses": ["' + b"1" * 400_000 + b'"]}', "body larger than"),
+    ]
+    for raw, reason in cases:
+        answer = await client.post("/v1/opt-outs/check", data=raw, headers={"Content-Type": "application/json"})
+        assert answer.status == 400, raw[:40]
+        assert reason in (await answer.json())["error"]
+
+
+async def test_bearer_token_like_the_other_read_routes(redis_url, aiohttp_client):
+    client = await aiohttp_client(create_app(load_settings({"REDIS_URL": redis_url, "TSPIPE_API_TOKEN": "t0ken"})))
+    payload = {"addresses": ["15550001111"]}
+    assert (await client.post("/v1/opt-outs/check", json=payload)).status == 401
+    assert (await client.post("/v1/opt-outs/check?token=t0ken", json=payload)).status == 401
+    ok = await client.post("/v1/opt-outs/check", json=payload, headers={"Authorization": "Bearer t0ken"})
+    assert ok.status == 200 and (await ok.json()) == {"checked": 1, "opted_out": []}
