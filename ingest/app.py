@@ -200,6 +200,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[REDIS_KEY].aclose()
 
 
+async def _write_pending(app: web.Application) -> None:
+    """On SIGTERM, write the waiting batch at once.
+
+    aiohttp waits for running handlers before it runs the cleanup context, and
+    those handlers wait for their batch: without this, shutdown would linger a
+    whole batch window (TSPIPE_BATCH_MAX_WAIT_MS) before answering them.
+    """
+    await app[BATCHER_KEY].close()
+
+
 def create_app(settings: Settings) -> web.Application:
     """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
     if not settings.redis_url:
@@ -224,6 +234,7 @@ def create_app(settings: Settings) -> web.Application:
     add_get(app, "/readyz", handle_readyz)
     add_get(app, "/metrics", handle_metrics)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_write_pending)
     setup_query_api(app, settings)
     setup_optout_check(app, settings)
     setup_dashboard(app, settings)

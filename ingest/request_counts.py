@@ -24,14 +24,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_get(app: web.Application, path: str, handler: Handler) -> None:
-    """app.router.add_get, with the requests counted under `path`."""
-    add_counted(app, hdrs.METH_GET, path, handler)
+    """app.router.add_get (HEAD included, as aiohttp does), with the requests counted under `path`."""
+    app.router.add_get(path, counted(path, handler))
 
 
 def add_counted(app: web.Application, method: str, path: str, handler: Handler) -> None:
     """app.router.add_route, with the requests counted under `path`."""
+    app.router.add_route(method, path, counted(path, handler))
 
-    async def counted(request: web.Request) -> web.StreamResponse:
+
+def counted(path: str, handler: Handler) -> Handler:
+    """`handler`, counting each answer under `path` when the app has the ingress metrics."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
         # An app may serve these routes without the ingress (the query API on its own): no counts then.
         metrics = request.app.get(METRICS_KEY)
         try:
@@ -44,7 +49,7 @@ def add_counted(app: web.Application, method: str, path: str, handler: Handler) 
             metrics.count_request(path, response.status)
         return response
 
-    app.router.add_route(method, path, counted)
+    return answer
 
 
 def answer_unrouted(app: web.Application) -> None:

@@ -28,8 +28,10 @@ CHECK_MAX = 1000
 IMPORT_CHUNK = 2000
 
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
-# ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first.
-# The same rule and fields as the batch apply script's opt-out change: only a newer row applies.
+# ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first;
+# ARGV[2]: now (unix seconds), when the import records its opt-outs.
+# The same rule and fields as the batch apply script's opt-out change: only a newer row applies, and the
+# index is scored by when tspipe recorded the opt-out (NX: a repeated STOP keeps the first time).
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
 IMPORT = r"""
 local rows = cmsgpack.unpack(ARGV[1])
@@ -44,7 +46,7 @@ for i, r in ipairs(rows) do
     local out = (action == 'stop') and 1 or 0
     redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
     if out == 1 then
-      redis.call('ZADD', KEYS[1], ts, address)
+      redis.call('ZADD', KEYS[1], 'NX', ARGV[2], address)
       if cur[2] ~= '1' then stopped = stopped + 1 end
     else
       redis.call('ZREM', KEYS[1], address)
@@ -63,10 +65,15 @@ return {written, stopped, started}
 
 
 class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
-    """One opted-out address, as the bulk check answers it (GET /v1/opt-outs/{address} has the details)."""
+    """One opted-out address, as the bulk check answers it (GET /v1/opt-outs/{address} has the details).
+
+    `recorded_at` is when tspipe recorded the opt-out (the index's score, so the
+    check stays one native command); the STOP's own time is the opt-out's
+    `updated_at` in GET /v1/opt-outs/{address}.
+    """
 
     address: str
-    updated_at: str
+    recorded_at: str
 
 
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -135,7 +142,7 @@ def check_command(addresses: Sequence[str]) -> bytes:
 
 def check_answer(addresses: Sequence[str], scores: Sequence[bytes | float | None]) -> list[Suppressed]:
     """ZMSCORE's answer (one score or nil per address) as Suppressed entries, in the order asked."""
-    return [Suppressed(address=address, updated_at=iso_time(float(score)))
+    return [Suppressed(address=address, recorded_at=iso_time(float(score)))
             for address, score in zip(addresses, scores) if score is not None]
 
 
@@ -170,12 +177,13 @@ def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:
     """Apply opt-out changes oldest first, in chunks; each row applies only if newer than what is stored."""
     ordered = sorted(rows, key=lambda r: r.ts)
     script = client.register_script(IMPORT)
+    now = time.time()
     written = stopped = started = 0
     for start in range(0, len(ordered), IMPORT_CHUNK):
         chunk = ordered[start:start + IMPORT_CHUNK]
         args = [(r.address, r.action, r.channel, r.keyword, r.ts, iso_time(r.ts)) for r in chunk]
         w, s, b = script(keys=[keys.OPTOUT_INDEX, keys.METRICS, *optout_keys([r.address for r in chunk])],
-                         args=[_packer.encode(args)])
+                         args=[_packer.encode(args), now])
         written, stopped, started = written + int(w), stopped + int(s), started + int(b)
     return ImportResult(rows=len(ordered), written=written, opted_out=stopped, opted_in=started)
 
@@ -190,7 +198,7 @@ class Listed(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def export(client: redis.Redis, page: int = 2000) -> Iterable[Listed]:
-    """Every opted-out address, oldest opt-out first, read a page (one pipeline) at a time."""
+    """Every opted-out address, in the order tspipe recorded them, read a page (one pipeline) at a time."""
     offset = 0
     while True:
         addresses = [a.decode() for a in client.zrange(keys.OPTOUT_INDEX, offset, offset + page - 1)]

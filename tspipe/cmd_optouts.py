@@ -154,7 +154,7 @@ def import_cmd(file) -> None:
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
               help="Where to write the CSV (default: standard output).")
 def export_cmd(output) -> None:
-    """Write every opted-out address as CSV (address, channel, keyword, time, action), oldest first."""
+    """Write every opted-out address as CSV (address, channel, keyword, time, action), in the order they were recorded."""
     from store.suppression import export
 
     settings = settings_or_exit("optouts export", need_redis=True)

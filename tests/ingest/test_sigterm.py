@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from tests.ingest.conftest import API_KEY, CUSTOMER_ID, signed
 from tests.ingest.queue import queued_bodies
@@ -34,6 +35,16 @@ async def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("tspipe web did not become healthy")
 
 
+async def _wait_connected(proc: subprocess.Popen[bytes], count: int) -> None:
+    """Until `count` client connections are established with the web process (or 10 s)."""
+    process = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if sum(c.status == psutil.CONN_ESTABLISHED for c in process.net_connections("tcp")) >= count:
+            return
+        await asyncio.sleep(0.02)
+
+
 async def test_sigterm_flushes_in_flight(redis_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -44,8 +55,9 @@ async def test_sigterm_flushes_in_flight(redis_url: str, tmp_path: Path) -> None
         "TSPIPE_SPOOL_DIR": str(tmp_path / "spool"),
         "TELESIGN_API_KEY": API_KEY,
         "TELESIGN_CUSTOMER_ID": CUSTOMER_ID,
-        # A long batch window so requests are surely waiting when SIGTERM lands.
-        "TSPIPE_BATCH_MAX_WAIT_MS": "300",
+        # A long batch window and a large target, so requests are surely waiting when SIGTERM lands.
+        "TSPIPE_BATCH_MAX_WAIT_MS": "5000",
+        "TSPIPE_BATCH_TARGET_RECORDS": "1000",
         "TSPIPE_LOG_FORMAT": "json",
     }
     log = (tmp_path / "web.log").open("wb")
@@ -64,10 +76,15 @@ async def test_sigterm_flushes_in_flight(redis_url: str, tmp_path: Path) -> None
                 return body, None
 
         async with aiohttp.ClientSession() as session:
+            # One write first: the batch window runs from it, so the 100 below wait for the window.
+            assert (await post(session, b'{"n": -1}'))[1] == 200
             tasks = [asyncio.create_task(post(session, b)) for b in bodies]
-            await asyncio.sleep(0.1)  # the requests are in, waiting for their batch
+            await _wait_connected(proc, len(bodies))  # the requests are in (on a loaded machine: not after 0.1 s)
+            await asyncio.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
             results = await asyncio.gather(*tasks)
+            answered_after = time.monotonic() - signalled
         assert proc.wait(timeout=15) == 0
     finally:
         if proc.poll() is None:
@@ -76,6 +93,8 @@ async def test_sigterm_flushes_in_flight(redis_url: str, tmp_path: Path) -> None
         log.close()
     acknowledged = [body for body, status in results if status == 200]
     assert len(acknowledged) > 50  # most were in flight and must have been flushed, not dropped
+    # Written when SIGTERM came, not when the 5 s batch window would have ended.
+    assert answered_after < 2.5, answered_after
     queued = queued_bodies(redis_url)
     for body in acknowledged:
         assert body in queued
