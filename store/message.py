@@ -34,7 +34,7 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from pipeline.event import Channel, Event, Kind, Outcome, Status
+from pipeline.event import Channel, Kind, Outcome, Status
 from pipeline.status_codes import lookup
 from store import keys
 
@@ -44,29 +44,28 @@ CHANNELS: tuple[Channel, ...] = (Channel.SMS, Channel.MMS, Channel.RCS, Channel.
                                  Channel.EMAIL)
 OUTCOMES: tuple[Outcome, ...] = (Outcome.DELIVERED, Outcome.READ, Outcome.PENDING, Outcome.FAILED,
                                  Outcome.BLOCKED, Outcome.REJECTED, Outcome.UNKNOWN, Outcome.RECEIVED)
-KIND_INDEX = {k: i for i, k in enumerate(KINDS)}
-CHANNEL_INDEX = {c: i for i, c in enumerate(CHANNELS)}
-OUTCOME_INDEX = {o: i for i, o in enumerate(OUTCOMES)}
+# By value (str keys hash in C; an Enum member's __hash__ is Python code).
+KIND_INDEX = {k.value: i for i, k in enumerate(KINDS)}
+CHANNEL_INDEX = {c.value: i for i, c in enumerate(CHANNELS)}
+OUTCOME_INDEX = {o.value: i for i, o in enumerate(OUTCOMES)}
 
 # Positions in the stored array (0-based here; the Lua script adds 1).
 RANK, TS, CODE, OUTCOME, FINAL, KIND, CHANNEL, HAS_OCCURRED, DESCRIPTION, HISTORY = range(10)
 
 
-def rank(event: Event) -> int:
-    """Order of precedence of a status: read > final > delivered (not final, e.g. WhatsApp 3000) > in flight.
+def rank(outcome: str, final: bool) -> int:
+    """Order of precedence of a status (by outcome value): read > final > delivered (not final, e.g.
+    WhatsApp 3000) > in flight.
 
     Read beats everything because it can only come after delivery; a final
     status beats any intermediate one; a non-final "delivered" still beats a
     "pending" that arrived late.
     """
-    status = event.status
-    if status.outcome is Outcome.READ:
+    if outcome == "read":
         return 3
-    if status.final:
+    if final:
         return 2
-    if status.outcome is Outcome.DELIVERED:
-        return 1
-    return 0
+    return 1 if outcome == "delivered" else 0
 
 
 def fingerprint(event_id: str) -> int:
@@ -77,13 +76,11 @@ def fingerprint(event_id: str) -> int:
         return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
 
 
-def stored_description(event: Event) -> str | bool:
-    """`False` when the table says the same (nothing to store), else the text as sent."""
-    status = event.status
-    channel = event.channel.value if event.channel is not None else None
-    if status.description is not None and status.description == lookup(status.code, channel).description:
+def stored_description(description: str | None, code: int, channel: str | None) -> str | bool:
+    """`False` when the table says the same (nothing to store), else the text as sent ("" for none)."""
+    if description is not None and description == lookup(code, channel).description:
         return False
-    return status.description or ""
+    return description or ""
 
 
 class MessageState(msgspec.Struct, frozen=True, kw_only=True):
