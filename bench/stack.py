@@ -7,9 +7,13 @@ state store exactly once (one history entry per reference id) and prints: achiev
 p50/p99, receive->state lag p50/p99 (from the METRICS lag histogram, so bucket bounds), lost and
 duplicated counts, peak RSS per process. --fuzz-count N additionally posts N fuzzed bodies
 (tests/faults/fuzz.py) and checks that none gets a 5xx and every one is applied or quarantined.
+--archive adds an embedded PostgreSQL and `tspipe archive`, and prints the archive's lag
+(received -> committed, from its histogram), missing and doubled events in the archive,
+PostgreSQL bytes per event and the archive writer's CPU per event.
 
     .venv/bin/python bench/stack.py --rate 5000 --duration 60
     .venv/bin/python bench/stack.py --duration 10 --fuzz-count 100000
+    .venv/bin/python bench/stack.py --rate 5000 --duration 60 --archive
 """
 
 from __future__ import annotations
@@ -94,10 +98,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-def lag_percentiles(client: redis.Redis) -> tuple[str, str]:
+def lag_percentiles(client: redis.Redis, name: str = "tspipe_processing_lag_seconds",
+                    buckets: tuple[float, ...] = LAG_BUCKETS) -> tuple[str, str]:
     """p50/p99 of received->applied from the cumulative histogram: the upper bound of the bucket."""
+    LAG_BUCKETS = buckets  # noqa: N806 - the histogram's own bounds
     metrics = {k.decode(): float(v) for k, v in client.hgetall(keys.METRICS).items()}
-    name = "tspipe_processing_lag_seconds"
     total = metrics.get(f"{name}_count", 0)
     if not total:
         return "n/a", "n/a"
@@ -201,6 +206,51 @@ def check_exactly_once(client: redis.Redis, items: list[tuple[str, bytes]], acke
     return max(0, acked - found), duplicated
 
 
+def start_archive(tmp: Path, env: dict[str, str]):
+    """An embedded PostgreSQL (data under tmp) and a `tspipe archive` writer; sets DATABASE_URL in env."""
+    from archive.embedded import database_url, start
+
+    home = tmp / "pg"
+    home.mkdir()
+    home.chmod(0o755)
+    tmp.chmod(0o755)
+    server = start(home / "data")
+    env["DATABASE_URL"] = database_url(server)
+    return server
+
+
+def archive_report(client: redis.Redis, url: str, items: list[tuple[str, bytes]], timeout: float) -> tuple[list[str], int]:
+    """Wait for the archive's backlog to empty, then compare the archive with what the workers applied."""
+    import psycopg
+
+    from pipeline import event_id_for
+    from store.archive_backlog import Backlog
+    from workers.archiver import LAG, LAG_BUCKETS as ARCHIVE_BUCKETS
+
+    backlog = Backlog(client)
+    start = time.monotonic()
+    while backlog.size()[0] and time.monotonic() - start < timeout:
+        time.sleep(0.1)
+    drained = time.monotonic() - start
+    lengths = message.history_lengths(client, [reference_id(body) for _channel, body in items])
+    applied = {event_id_for(body) for (_c, body), n in zip(items, lengths) if n > 0}
+    with psycopg.connect(url) as conn:
+        counts = dict(conn.execute("SELECT event_id, count(*) FROM events GROUP BY event_id").fetchall())
+        size = conn.execute("SELECT sum(pg_total_relation_size(inhrelid)), sum(pg_indexes_size(inhrelid)) "
+                            "FROM pg_inherits WHERE inhparent = 'events'::regclass").fetchone()
+    rows = sum(counts.values())
+    missing = len(applied - set(counts))
+    doubled = sum(n - 1 for n in counts.values() if n > 1)
+    lag50, lag99 = lag_percentiles(client, LAG, ARCHIVE_BUCKETS)
+    return [
+        f"archive: {rows} rows, missing={missing} doubled={doubled} (of {len(applied)} applied); backlog empty "
+        f"{drained:.1f}s after the queue",
+        f"archive lag (received -> committed) p50{lag50} p99{lag99}",
+        f"archive size: {int(size[0]) / max(rows, 1):.0f} bytes per event in PostgreSQL (indexes "
+        f"{int(size[1]) / max(rows, 1):.0f})",
+    ], rows
+
+
 def ingress_batches(base: str) -> str:
     """Queue messages written by the ingress and records per message, from its /metrics."""
     import urllib.request
@@ -278,6 +328,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="most requests in flight (wrk connections)")
     parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument("--fuzz-count", type=int, default=0, help="also post this many fuzzed bodies")
+    parser.add_argument("--archive", action="store_true", help="also run the PostgreSQL archive and report on it")
     parser.add_argument("--generator", choices=("auto", "wrk", "aiohttp"), default="auto",
                         help="load generator: wrk (auto when installed) or the Python aiohttp client")
     parser.add_argument("--no-bare", action="store_true",
@@ -286,7 +337,20 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tspipe-bench-"))
     server = RedisServer(tmp / "redis", appendonly=True).start()
-    port, web, worker, logs = start_processes(tmp, server, args.worker_concurrency)
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=server.url, PORT=str(port), TSPIPE_HOST="127.0.0.1",
+               TSPIPE_DATA_DIR=str(tmp / "data"), TELESIGN_API_KEY=API_KEY, TELESIGN_CUSTOMER_ID=CUSTOMER_ID,
+               TSPIPE_LOG_LEVEL="warning", TSPIPE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    postgres = start_archive(tmp, env) if args.archive else None
+    logs = (tmp / "web.log").open("wb"), (tmp / "worker.log").open("wb"), (tmp / "archive.log").open("wb")
+    web = subprocess.Popen([TSPIPE, "web"], env=env, stdout=logs[0], stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([TSPIPE, "worker", f"--concurrency={args.worker_concurrency}"], env=env,
+                              stdout=logs[1], stderr=subprocess.STDOUT)
+    archiver = (subprocess.Popen([TSPIPE, "archive"], env=env, stdout=logs[2], stderr=subprocess.STDOUT)
+                if args.archive else None)
+    pids = {"redis": server.process.pid, "web": web.pid, "worker": worker.pid}
+    if archiver is not None:
+        pids.update(archive=archiver.pid, postgres=postgres.get_pid())
     base = f"http://127.0.0.1:{port}"
     client = redis.Redis.from_url(server.url)
     acked, cpu_used = 0, {}
@@ -299,7 +363,7 @@ def main() -> None:
         print(f"tspipe bench/stack.py: {args.rate:g}/s for {args.duration:g}s with {'wrk -t1' if use_wrk else 'aiohttp'}, "
               f"concurrency {args.concurrency}, worker concurrency {args.worker_concurrency}, "
               f"{os.cpu_count()} CPUs shared by everything, logs in {tmp}")
-        with PeakRSS({"redis": server.process.pid, "web": web.pid, "worker": worker.pid}) as rss:
+        with PeakRSS(pids) as rss:
             cpu_before = rss.cpu_seconds()
             if use_wrk:
                 figures = drive_wrk(base, port, items, args.rate, args.duration, args.concurrency, tmp)
@@ -315,6 +379,13 @@ def main() -> None:
                 ack_line = f"ack p50={pct(latencies, 0.5) * 1000:.1f}ms p99={pct(latencies, 0.99) * 1000:.1f}ms"
                 sent_line = f"sent={sum(statuses.values())} statuses={dict(statuses)} elapsed={elapsed:.1f}s"
             drain = wait_drained(client, "tspipe.ingest", acked, timeout=max(60, args.duration * 3))
+            archive_lines = []
+            if archiver is not None:
+                archive_lines, rows = archive_report(client, env["DATABASE_URL"], items, timeout=max(60, args.duration))
+                spent = rss.cpu_seconds()
+                writer, pg = spent["archive"] - cpu_before["archive"], spent["postgres"] - cpu_before["postgres"]
+                archive_lines.append(f"archive writer CPU {writer * 1e6 / max(rows, 1):.1f} us per event "
+                                     f"({writer:.1f}s); PostgreSQL CPU {pg * 1e6 / max(rows, 1):.1f} us per event")
             cpu_used = {k: v - cpu_before[k] for k, v in rss.cpu_seconds().items()}
             cpu = {k: v / (elapsed + drain) for k, v in cpu_used.items()}
             fuzz_line = None
@@ -340,10 +411,23 @@ def main() -> None:
         print("CPU used (cores, averaged over the run): " + " ".join(f"{k}={v:.2f}" for k, v in cpu.items()))
         if fuzz_line:
             print(fuzz_line)
+        for line in archive_lines:
+            print(line)
     finally:
-        stop_processes((web, worker), logs)
+        procs = [p for p in (web, worker, archiver) if p is not None]
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         client.close()
         server.stop()
+        if postgres is not None:
+            postgres.cleanup()
+        for f in logs:
+            f.close()
     if not args.no_bare and acked:
         stack_us = {k: v / acked * 1e6 for k, v in cpu_used.items()}
         bare_us = bare_cpu_per_request(items, args.rate, args.duration, args.concurrency, use_wrk, tmp)

@@ -74,6 +74,14 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return parse
 
 
+def _postgres_url(raw: str) -> str:
+    """A libpq URL; the host may be empty (a unix socket given by ?host=), as PaaS and pgserver write them."""
+    value = raw.strip()
+    if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"must be a URL starting with postgresql:// or postgres://, got {_mask_url(value)!r}")
+    return value
+
+
 def _str(raw: str) -> str:
     return raw.strip()
 
@@ -161,8 +169,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("reconcile_rate_per_second", "TSPIPE_RECONCILE_RATE", 10.0, _float(0.1), "Most status polls per second."),
     Setting("reconcile_interval_seconds", "TSPIPE_RECONCILE_INTERVAL_SECONDS", 60, _int(1), "How often beat runs the reconciliation."),
     Setting("journal_grace_seconds", "TSPIPE_JOURNAL_GRACE_S", 30.0, _float(1), "A queued batch not applied after this long, and neither queued nor held by a worker, is queued again (beat checks every third of it)."),
+    Setting("delivery_lease_grace_seconds", "TSPIPE_DELIVERY_LEASE_GRACE_S", 30.0, _float(0.1), "A webhook the delivery engine claimed is taken over by another engine this long after the destination's timeout, should the engine that held it have died."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("database_url", "DATABASE_URL", None, _postgres_url,
+            "PostgreSQL for the event archive (search, retention, erasure). Unset: `tspipe run` starts an embedded PostgreSQL under TSPIPE_DATA_DIR; other commands run with the archive off."),
+    Setting("archive_days", "TSPIPE_ARCHIVE_DAYS", 90, _int(1), "Days of events the archive keeps; beat drops older day partitions whole."),
+    Setting("archive_backlog_max_bytes", "TSPIPE_ARCHIVE_BACKLOG_MAX_BYTES", 1024 * 1024 * 1024, _int(1024),
+            "Most bytes of events waiting in Redis for the archive (while PostgreSQL is down or slow); past it new events skip the archive and tspipe_archive_dropped_total counts them."),
+    Setting("erasure_key", "TSPIPE_ERASURE_KEY", None, _str,
+            "Secret for the keyed hash that keeps an erased address's opt-out. Needed by `tspipe erase` and DELETE /v1/subjects; `tspipe run` makes one under TSPIPE_DATA_DIR when unset.", secret=True),
     Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
             "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
@@ -202,8 +218,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     reconcile_rate_per_second: float = 10.0
     reconcile_interval_seconds: int = 60
     journal_grace_seconds: float = 30.0
+    delivery_lease_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    database_url: str | None = None
+    archive_days: int = 90
+    archive_backlog_max_bytes: int = 1024 * 1024 * 1024
+    erasure_key: str | None = None
     keywords: str | None = None
 
     @property
@@ -242,7 +263,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             shown = "(unset)"
         elif isinstance(value, tuple):
             shown = ",".join(value)
-        elif setting.field == "redis_url":
+        elif setting.field in ("redis_url", "database_url"):
             shown = _mask_url(value)
         else:
             shown = str(value)

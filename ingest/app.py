@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config import Settings
+from ingest.archive_api import setup_archive_api
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
@@ -236,6 +237,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_write_pending)
     setup_query_api(app, settings)
+    setup_archive_api(app, settings)
     setup_optout_check(app, settings)
     setup_dashboard(app, settings)
     setup_openapi(app)

@@ -14,7 +14,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from store import keys
+from store import archive_backlog, keys
 
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 TIMEOUT_S = 0.5
@@ -59,8 +59,9 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
             pipe.get(keys.QUARANTINE_BYTES)
             pipe.get(keys.DEADLETTER_BYTES)
             pipe.zcard(keys.PENDING_INDEX)
-            (fields, depth, quarantined, dead, optouts, journalled, stuck, quarantine_bytes, dead_bytes,
-             pending) = await pipe.execute()
+            archive_backlog.queue_gauges(pipe)
+            (fields, depth, quarantined, dead, optouts, journalled, stuck, quarantine_bytes, dead_bytes, pending,
+             *backlog) = await pipe.execute()
     except (aioredis.RedisError, OSError, TimeoutError):
         return b"# TYPE tspipe_cluster_up gauge\ntspipe_cluster_up 0\n"
     gauges = {
@@ -77,5 +78,7 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
         "tspipe_deadletter_bytes": int(dead_bytes or 0),
         # Messages not final yet, within the status API's 12 h window: what reconciliation may poll.
         "tspipe_pending_messages": pending,
+        # The archive's backlog: batches waiting for PostgreSQL, their bytes, the oldest one's age (the lag).
+        **archive_backlog.gauges(backlog),
     }
     return render(fields, gauges)

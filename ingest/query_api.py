@@ -12,6 +12,8 @@ import msgspec
 from aiohttp import web
 
 from config import Settings
+from ingest.archive_api import archived_transaction
+from store.erasure import optout_digest
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
 from store import keys, message
@@ -40,6 +42,9 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         ref = request.match_info["reference_id"]
         found = await message.read_async(request.app[STORE_KEY], ref)
         if found is None:
+            archived = await archived_transaction(request.app, ref)
+            if archived is not None:
+                return web.Response(body=archived, content_type="application/json")
             return _error(404, f"unknown reference_id {ref!r}")
         return _json(found)
 
@@ -48,6 +53,10 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
             return denied
         address = request.match_info["address"]
         data = await request.app[STORE_KEY].hgetall(keys.OPTOUT.format(address=address))
+        if not data and settings.erasure_key and address.strip():
+            # An erased address keeps its opt-out under a keyed hash (store/erasure.py).
+            digest = optout_digest(settings.erasure_key, address)
+            data = await request.app[STORE_KEY].hgetall(keys.OPTOUT_ERASED.format(digest=digest))
         if not data:
             return _error(404, f"no opt-out record for {address!r}")
         return _json(optout_from_hash(address, data))

@@ -84,6 +84,10 @@ def new_entry(kind: Kind, target: str, event_json: bytes, error: str, attempts: 
     )
 
 
+def encode(entry: DeadLetter) -> bytes:
+    return _encoder.encode(entry)
+
+
 def add(client: redis.Redis, entry: DeadLetter, max_bytes: int | None = None) -> None:
     add_raw(client, _encoder.encode(entry), max_bytes)
 

@@ -32,10 +32,8 @@ METRICS = PREFIX + "metrics"
 RECENT_EVENTS = PREFIX + "recent"
 # Auto-reply claim per event id: the first auto-reply task to claim it is the only one that sends.
 AUTOREPLY_CLAIM = PREFIX + "autoreply:{event_id}"
-# Circuit breaker per downstream destination (hash: failures, open_until), by destination name.
+# Circuit breaker per downstream destination (hash: gen, failures, open_until, probe_until), by name.
 CIRCUIT = PREFIX + "circuit:{name}"
-# Who may send the single probe while a destination's circuit is half-open (SET NX with TTL).
-CIRCUIT_PROBE = PREFIX + "circuit:{name}:probe"
 # Held by the running reconciliation so two beat ticks never poll the same messages twice.
 RECONCILE_LOCK = PREFIX + "reconcile:lock"
 # Per-destination rate-limit counter for one time window.
@@ -49,3 +47,20 @@ JOURNAL_REQUEUES = PREFIX + "journal:requeues"
 JOURNAL_STUCK = PREFIX + "journal:stuck"
 # kombu's Redis transport: messages handed to a consumer and not yet acknowledged.
 KOMBU_UNACKED = "unacked"
+# Webhook deliveries waiting for the delivery engine, per destination: new and due jobs (list,
+# bounded by the destination's max_queued), retries waiting for their time (sorted set by due
+# time), jobs an engine holds (hash id -> job) with the time its lease ends (sorted set), and a
+# one-element list the engine blocks on while the destination is idle (the "doorbell").
+DELIVERY_READY = PREFIX + "dq:{name}:ready"
+DELIVERY_DELAYED = PREFIX + "dq:{name}:delayed"
+DELIVERY_INFLIGHT = PREFIX + "dq:{name}:inflight"
+DELIVERY_LEASES = PREFIX + "dq:{name}:leases"
+DELIVERY_BELL = PREFIX + "dq:{name}:bell"
+# The archive's backlog: queue batches waiting for PostgreSQL (stream, read by the consumer group
+# ARCHIVE_GROUP), and the bytes it holds (bounded by TSPIPE_ARCHIVE_BACKLOG_MAX_BYTES).
+ARCHIVE_BACKLOG = PREFIX + "archive:backlog"
+ARCHIVE_BACKLOG_BYTES = PREFIX + "archive:backlog:bytes"
+ARCHIVE_GROUP = "archive"
+# An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
+# TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
+OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"

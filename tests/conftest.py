@@ -1,7 +1,9 @@
-"""Shared fixtures: real Redis servers on free ports, fixture payloads.
+"""Shared fixtures: real Redis servers on free ports, a real PostgreSQL, fixture payloads.
 
 Redis is real in every integration test: a redis-server child process on a
 free port under the test's temporary folder, never the machine's 6379.
+PostgreSQL is real too: one pgserver instance per session on a unix socket
+under the session's temporary folder, never the machine's 5432.
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import shutil
+import tempfile
+import uuid
+
+import psycopg
 import pytest
 import redis
 
@@ -59,3 +66,40 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     reset_settings_cache()
     yield
     reset_settings_cache()
+
+
+def postgres_home() -> Path:
+    """A folder for a test's PostgreSQL data, outside pytest's temporary tree, removed by the caller.
+
+    pgserver runs the server as its own user, which must traverse every parent
+    folder: pgserver opens them up (o+rx), but each pytest session on the
+    machine closes `pytest-of-root` again (0700), under a running server's feet.
+    """
+    home = Path(tempfile.mkdtemp(prefix="tspipe-pg-"))
+    home.chmod(0o755)
+    return home
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL 16 (pgserver) for the whole session; tests get a fresh schema through `database_url`."""
+    from archive.embedded import start
+
+    home = postgres_home()
+    server = start(home / "data")
+    yield server
+    server.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A URL whose search_path is a new, empty schema of the session's PostgreSQL: a database of the test's own."""
+    from archive.embedded import database_url as url_of
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield url_of(postgres, schema=schema)
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -22,15 +22,20 @@ def cli() -> None:
     adopt_running_redis()
 
 
+from tspipe.cmd_archive import archive_command  # noqa: E402
 from tspipe.cmd_classify import classify_command  # noqa: E402
 from tspipe.cmd_config import config_group  # noqa: E402
 from tspipe.cmd_dlq import dlq  # noqa: E402
+from tspipe.cmd_erase import erase_command  # noqa: E402
+from tspipe.cmd_events import events_group  # noqa: E402
 from tspipe.cmd_optouts import optouts  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
+from tspipe.cmd_deliver import deliver_command  # noqa: E402
+from tspipe.cmd_destinations import destinations_group  # noqa: E402
 
 cli.add_command(classify_command)
 cli.add_command(web_command)
@@ -42,7 +47,12 @@ cli.add_command(dlq)
 cli.add_command(run_command)
 cli.add_command(config_group)
 cli.add_command(send_samples_command)
+cli.add_command(archive_command)
+cli.add_command(events_group)
+cli.add_command(erase_command)
 cli.add_command(optouts)
+cli.add_command(deliver_command)
+cli.add_command(destinations_group)
 
 
 def main() -> None:

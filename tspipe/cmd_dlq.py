@@ -42,10 +42,25 @@ def list_cmd(target: str | None, as_json: bool, limit: int | None, offset: int) 
             click.echo(msgspec.json.encode(entry).decode())
         else:
             when = dt.datetime.fromtimestamp(entry.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
-            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} attempts={entry.attempts}  {when}  {entry.error}")
+            event_id, webhook_id = _ids(entry)
+            click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} event={event_id}  webhook-id={webhook_id}  "
+                       f"attempts={entry.attempts}  {when}  {entry.error}")
     if not shown and not as_json:
         where = f" for {target}" if target else ""
         click.echo(f"no dead letters{where}" if offset == 0 else f"no dead letters{where} past the first {offset}")
+
+
+def _ids(entry) -> tuple[str, str]:
+    """The event id (first of a batch, with how many) and the webhook-id its delivery carries."""
+    from workers.webhooks import batch_id, event_ids
+
+    body = bytes(entry.event)
+    try:
+        ids = event_ids(body)
+    except msgspec.DecodeError:
+        return "-", "-"
+    shown = ids[0] if len(ids) == 1 else f"{ids[0]} (+{len(ids) - 1})"
+    return shown, batch_id(ids) if entry.kind == "destination" else "-"
 
 
 @dlq.command("replay")
@@ -56,7 +71,7 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
     """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
     from store import deadletters
     from workers.app import make_celery
-    from workers.replay import replay
+    from workers.replay import replay, unreplayable
 
     if not (target or entry_ids or replay_all):
         raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
@@ -66,9 +81,12 @@ def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool)
         entries = deadletters.list_entries(client, target)
         if entry_ids:
             entries = [e for e in entries if e.id in entry_ids]
+        missing = unreplayable(entries)
         count = replay(client, entries)
     except TspipeError as exc:
         raise click.ClickException(str(exc)) from None
+    for name, (skipped, why) in missing.items():
+        click.echo(f"tspipe dlq replay: {skipped} entr{'y' if skipped == 1 else 'ies'} for {name!r} kept: {why}", err=True)
     click.echo(f"replayed {count} of {len(entries)}", err=True)
     if count < len(entries):
         sys.exit(1)

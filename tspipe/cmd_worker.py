@@ -6,17 +6,24 @@ and signals unchanged; settings (REDIS_URL, concurrency) come from config/.
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 
+from config import ConfigError
 from tspipe.context import settings_or_exit
 from config.logging import configure_logging
 
 
-def _app():
-    settings = settings_or_exit("worker", need_redis=True)
+def _app(command: str = "worker"):
+    settings = settings_or_exit(command, need_redis=True)
     configure_logging(settings)
-    from workers import app
+    try:
+        # Building the app validates TSPIPE_DESTINATIONS (a destination's secret, say): one line, not a traceback.
+        from workers import app
+    except ConfigError as exc:
+        click.echo(f"tspipe {command}: {exc}", err=True)
+        raise SystemExit(2) from None
 
     return app, settings
 
@@ -29,9 +36,13 @@ def _app():
 def worker(concurrency: int | None, loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> None:
     """Run the Celery worker that applies callback batches (extra arguments go to Celery)."""
     app, settings = _app()
-    # Every declared queue: the ingest queue and one per destination (workers/app.py). With only
-    # settings.queue, webhook deliveries would wait forever under `tspipe worker` (the Procfile).
+    from workers.plugins import load_plugins
+
+    # Every declared queue: the ingest queue, the queues of the design before the delivery engine
+    # (drained into it, workers/delivery.py) and every queue a plug-in declares on its task.
+    # Missing one means its tasks wait forever under `tspipe worker` (the Procfile).
     queues = [q.name for q in app.conf.task_queues or ()] or [settings.queue]
+    queues += [p.queue for p in load_plugins() if p.queue and p.queue not in queues]
     app.worker_main(
         [
             *(["--quiet"] if quiet else []),
@@ -50,8 +61,13 @@ def worker(concurrency: int | None, loglevel: str | None, quiet: bool, celery_ar
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def beat(loglevel: str | None, quiet: bool, celery_args: tuple[str, ...]) -> None:
     """Run Celery beat, which schedules the periodic jobs (reconciliation)."""
-    app, settings = _app()
-    app.start([*(["--quiet"] if quiet else []), "beat", f"--loglevel={loglevel or settings.log_level}", *celery_args])
+    app, settings = _app("beat")
+    schedule = []
+    if not any(a in ("-s", "--schedule") or a.startswith("--schedule=") for a in celery_args):
+        # Beat's default is ./celerybeat-schedule: under the Procfile that is the checkout.
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        schedule = ["--schedule", str(Path(settings.data_dir) / "celerybeat-schedule")]
+    app.start([*(["--quiet"] if quiet else []), "beat", f"--loglevel={loglevel or settings.log_level}", *schedule, *celery_args])
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -59,7 +59,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         enable_utc=True,
         imports=("workers.tasks",),
         # Delivery, plug-in and reconciliation tasks; importing them registers them with this app.
-        include=["workers.delivery", "workers.plugins", "workers.reconcile"],
+        include=["workers.delivery", "workers.plugins", "workers.reconcile", "workers.archive_maintenance"],
         # One queue per destination (parsed here so a bad TSPIPE_DESTINATIONS stops start-up):
         # a worker consumes them all, and a destination's backlog never sits in front of another's.
         # The maintenance queue first: `tspipe worker` consumes every declared queue in this order.
@@ -70,6 +70,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "tspipe-journal-sweep": maintenance_entry("tspipe.journal_sweep", settings.journal_grace_seconds / 3),
         },
     )
+    if settings.database_url:
+        app.conf.beat_schedule["tspipe-archive-maintain"] = {
+            "task": "tspipe.archive_maintain",
+            "schedule": 3600.0,
+            "options": {"queue": settings.queue, "expires": 3600.0},
+        }
     return app
 
 

@@ -18,6 +18,7 @@ import msgspec
 
 from config.errors import ConfigError
 from pipeline.event import Event
+from workers.webhooks import secret_bytes
 
 VARIABLE = "TSPIPE_DESTINATIONS"
 # Below the broker visibility timeout (workers/app.py) so a delayed retry is never redelivered early.
@@ -76,10 +77,17 @@ class Destination(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Consecutive failures that open the circuit, and how long it stays open before a probe.
     circuit_threshold: int = 5
     circuit_cooldown: float = 30.0
+    # Requests in flight to this destination at once, per delivery engine: its share, so a
+    # receiver that hangs holds at most this many of the engine's requests.
+    concurrency: int = 16
+    # Deliveries waiting (new, or waiting for a retry or for the circuit to close) at most;
+    # beyond it new ones go straight to the dead-letter store, so a destination that is down
+    # for hours stops growing Redis and an operator sees why.
+    max_queued: int = 100_000
 
     @property
     def queue(self) -> str:
-        """Each destination has its own queue so a slow one never blocks another's workers."""
+        """The Celery queue of tspipe before the delivery engine: still drained (workers/delivery.py)."""
         return f"tspipe.dest.{self.name}"
 
 
@@ -128,14 +136,18 @@ def parse_destinations(raw: str | None) -> list[Destination]:
         seen.add(dest.name)
         if not dest.url.startswith(("http://", "https://")):
             raise ConfigError(VARIABLE, f"{where}: url must start with http:// or https://")
-        if not dest.secret:
-            raise ConfigError(VARIABLE, f"{where}: secret must not be empty")
+        try:
+            secret_bytes(dest.secret)
+        except ValueError as exc:
+            raise ConfigError(VARIABLE, f"{where}: {exc}") from None
         if not 0 < dest.backoff_max <= MAX_DELAY_SECONDS or not 0 < dest.circuit_cooldown <= MAX_DELAY_SECONDS:
             raise ConfigError(VARIABLE, f"{where}: backoff_max and circuit_cooldown must be between 0 and {MAX_DELAY_SECONDS}")
         if dest.rate_limit is not None and not re.fullmatch(r"\d+(\.\d+)?/[sm]", dest.rate_limit):
             raise ConfigError(VARIABLE, f"{where}: rate_limit must look like 50/s or 600/m")
         if dest.timeout <= 0 or dest.max_attempts < 1 or dest.batch_size < 1 or dest.max_age_seconds <= 0:
             raise ConfigError(VARIABLE, f"{where}: timeout, max_attempts, batch_size and max_age_seconds must be positive")
+        if dest.concurrency < 1 or dest.max_queued < 1:
+            raise ConfigError(VARIABLE, f"{where}: concurrency and max_queued must be at least 1")
     return destinations
 
 

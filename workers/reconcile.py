@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import datetime, timezone
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -60,9 +61,14 @@ def default_apply(body: bytes) -> None:
     # Imported here: workers.tasks imports this module's app, so a top-level import would be circular.
     from pipeline import decode
     from pipeline.event import Source
-    from workers.tasks import apply_and_fan_out, get_store
+    from pipeline.record import Record, encode_batch
+    from workers.tasks import apply_and_fan_out, get_store, queue_for_archive
 
-    apply_and_fan_out(get_store(), [decode(body, source=Source.POLL)])
+    received = time.time()
+    event = decode(body, source=Source.POLL, received_at=datetime.fromtimestamp(received, tz=timezone.utc))
+    store = get_store()
+    queue_for_archive(store, encode_batch([Record(body, received, None, "reconcile")]), 1, Source.POLL.value)
+    apply_and_fan_out(store, [event])
 
 
 def reconcile_once(client: redis.Redis, settings: Settings, apply: Apply = default_apply) -> int:

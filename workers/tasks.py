@@ -26,6 +26,7 @@ from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
 from store import journal
+from store.archive_backlog import Backlog
 from store.quarantine import QuarantineEntry
 from store.state import Store
 from workers import actions, fanout
@@ -50,8 +51,31 @@ def get_store() -> Store:
 
 
 def reset_store() -> None:
-    global _store
+    global _store, _backlog
     _store = None
+    _backlog = None
+
+
+_backlog: Backlog | None = None
+
+
+def archive_backlog(store: Store) -> Backlog | None:
+    """The archive's backlog on the store's Redis, or None when the archive is off (DATABASE_URL unset)."""
+    global _backlog
+    settings = get_settings()
+    if not settings.database_url:
+        return None
+    if _backlog is None or _backlog.client is not store.client:
+        _backlog = Backlog(store.client, settings.archive_backlog_max_bytes)
+    return _backlog
+
+
+def queue_for_archive(store: Store, blob: bytes, records: int, source: str = "callback") -> None:
+    """Hand the batch to the archive writer through Redis (see store/archive_backlog.py); never waits on PostgreSQL."""
+    backlog = archive_backlog(store)
+    if backlog is not None and not backlog.add(blob, records, source):
+        log.error("archive backlog full: batch not archived", records=records,
+                  hint="the archive writer (tspipe archive) is behind or PostgreSQL is down; see tspipe_archive_dropped_total")
 
 
 def _quarantine_entry(record: Record, reason: str) -> QuarantineEntry:
@@ -98,7 +122,7 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
     if not fanout.has_targets():
         return store.apply_batch_with_outbox(events, outbox=False).new
     result = store.apply_batch_with_outbox(events)
-    fanout.fan_out(result.new + result.unconfirmed, result.current)
+    fanout.fan_out(result.new + result.unconfirmed, result.current, store.client)
     store.confirm_fanout(result.new + result.unconfirmed)
     return result.new
 
@@ -106,7 +130,12 @@ def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
     """Decode, quarantine, apply, queue auto-replies, fan out. Returns the newly applied events."""
     store = store or get_store()
-    events, bad = decode_records(decode_batch(blob))
+    records = decode_batch(blob)
+    events, bad = decode_records(records)
+    # Before applying: a worker killed after applying would otherwise leave the batch applied but
+    # never archived (its redelivery is all duplicates). The archive is idempotent on event_id.
+    if events:
+        queue_for_archive(store, blob, len(records))
     store.quarantine(bad)
     applied = apply_and_fan_out(store, events)
     # Replies are queued for every event that asks for one, duplicates included:

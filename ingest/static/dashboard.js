@@ -54,4 +54,48 @@
   }
   poll();
   setInterval(poll, 2000);
+
+  // The archive search box: GET /v1/events by phone number, e-mail or reference id, newest first.
+  var searchColumns = ["occurred_at", "reference_id", "kind", "channel", "code", "outcome", "phone_number", "email"];
+  var found = [];
+  var nextCursor = null;
+  var lastQuery = null;
+
+  function searchParams(q) {
+    var p = new URLSearchParams();
+    if (q.indexOf("@") >= 0) { p.set("email", q); }
+    else if (/^[+\d\s().-]+$/.test(q)) { p.set("phone_number", q); }
+    else { p.set("reference_id", q); }
+    p.set("limit", "50");
+    return p;
+  }
+
+  function runSearch(more) {
+    var q = document.getElementById("search-q").value.trim();
+    if (!q) { return; }
+    if (!more) { found = []; nextCursor = null; lastQuery = q; }
+    var p = searchParams(lastQuery);
+    if (more && nextCursor) { p.set("cursor", nextCursor); }
+    var headers = token ? { Authorization: "Bearer " + token } : {};
+    text("search-status", "searching…");
+    fetch("/v1/events?" + p.toString(), { headers: headers, cache: "no-store" })
+      .then(function (r) { return r.json().then(function (body) { if (!r.ok) { throw new Error(body.error || "HTTP " + r.status); } return body; }); })
+      .then(function (body) {
+        body.events.forEach(function (e) {
+          found.push({ occurred_at: e.occurred_at, reference_id: e.reference_id, kind: e.kind, channel: e.channel,
+                       code: e.status.code, outcome: e.status.outcome, phone_number: e.phone_number, email: e.email });
+        });
+        nextCursor = body.next_cursor;
+        table("search-results", searchColumns, found);
+        document.getElementById("search-more").hidden = !nextCursor;
+        text("search-status", found.length + (nextCursor ? "+" : "") + " found");
+      })
+      .catch(function (e) { text("search-status", "error: " + e.message); });
+  }
+
+  document.getElementById("search").addEventListener("submit", function (ev) { ev.preventDefault(); runSearch(false); });
+  document.getElementById("search-more").addEventListener("click", function () { runSearch(true); });
+  // /?q=... opens the page with that search done (a link to share, and what the browser test loads).
+  var initial = new URLSearchParams(location.search).get("q");
+  if (initial) { document.getElementById("search-q").value = initial; runSearch(false); }
 })();

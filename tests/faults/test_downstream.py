@@ -12,8 +12,8 @@ from aiohttp import web
 
 from pipeline.record import Record, encode_batch
 from tests.faults.support import unique_callbacks
-from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, wait_for
-from tests.workers.test_delivery import dest
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, verify_all, wait_for
+from tests.workers.test_delivery import SECRET, dest
 from store import deadletters
 from workers.replay import replay
 from workers import tasks
@@ -37,7 +37,7 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
         destinations_env(monkeypatch, redis_url,
                          [dest("flaky", server, max_attempts=2, circuit_threshold=1000)])
         tasks.reset_store()
-        with celery_worker():
+        with delivery_engine():
             blob = encode_batch([Record(b, time.time(), ch, f"r{i}")
                                  for i, (ch, b) in enumerate(unique_callbacks(EVENTS))])
             applied = tasks.process_batch(blob)
@@ -61,4 +61,5 @@ def test_flaky_destination_everything_delivered_or_dead_lettered_then_replayed(m
     assert dlq_before > 0  # with 2 attempts at 50%, some must have been dead-lettered
     assert replayed == dlq_before and dlq_after == 0
     assert len(delivered) == len(applied)
+    verify_all(SECRET, server.calls)
     client.close()

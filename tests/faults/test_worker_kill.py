@@ -5,6 +5,7 @@ of any webhook-id it already accepted... beyond what webhook-id dedup absorbs (w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -17,9 +18,9 @@ from aiohttp import web
 
 from pipeline.record import Record
 from tests.faults.support import reference_id, unique_callbacks
-from tests.workers.delivery_support import HttpServer, wait_for
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, verify_all, wait_for
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
-from tests.workers.test_delivery import dest
+from tests.workers.test_delivery import SECRET, dest
 from store import keys, message
 
 N_BATCHES, PER_BATCH = 12, 250
@@ -29,9 +30,11 @@ async def ok(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) -> None:
+def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, monkeypatch) -> None:
     client = redis.Redis.from_url(redis_url)
-    with HttpServer(ok) as server:
+    with HttpServer(ok) as server, contextlib.ExitStack() as stack:
+        destinations_env(monkeypatch, redis_url, [dest("hook", server, filter={"final_only": True})])
+        stack.enter_context(delivery_engine())
         destinations = json.dumps([dest("hook", server, filter={"final_only": True})])
         env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, TSPIPE_DESTINATIONS=destinations,
                    TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"))
@@ -75,4 +78,5 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path) 
     assert set(history_lengths) == {1}
     # Before the dedup key doubled as an outbox flag, a kill between apply and fan-out lost ~90-200 deliveries here.
     assert len(ids) == finals  # each final event delivered; repeats (if any) share a webhook-id
+    verify_all(SECRET, calls)
     client.close()

@@ -1,6 +1,7 @@
 """Found while building the fault tests: `tspipe worker` (the Procfile's worker) listened only on the
-ingest queue, so webhooks enqueued on tspipe.dest.<name> were never delivered. A real `tspipe worker`
-subprocess must deliver a fanned-out event to a local destination."""
+ingest queue, so webhooks enqueued on tspipe.dest.<name> were never delivered. The Procfile's processes,
+`tspipe worker` and `tspipe deliver` as real subprocesses, must deliver every fanned-out event, including
+one still queued for Celery by the design before the delivery engine (drained into the engine)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
+
+from pipeline.event import EVENT_ENCODER
 
 from ingest.task_message import ingest_batch_message
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.faults.support import unique_callbacks
-from tests.workers.delivery_support import HttpServer, wait_for
+from tests.workers.delivery_support import HttpServer, make_event, wait_for
 from tests.workers.test_delivery import dest
 from workers.app import make_celery
 
@@ -36,17 +40,24 @@ def test_tspipe_worker_consumes_destination_queues(redis_url: str, tmp_path: Pat
         from config.settings import reset_settings_cache
         reset_settings_cache()
         callbacks = unique_callbacks(20)
-        make_celery().send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time(), ch) for ch, b in callbacks])])
+        app = make_celery()
+        app.send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time(), ch) for ch, b in callbacks])])
+        legacy = msgspec.json.encode({**msgspec.json.decode(EVENT_ENCODER.encode(make_event(999))), "event_id": "legacy"})
+        app.send_task("tspipe.deliver", args=("hook", legacy, 1, time.time()), queue="tspipe.dest.hook")
         env = dict(os.environ, TSPIPE_LOG_LEVEL="warning")
         worker = subprocess.Popen([TSPIPE, "worker", "--concurrency=1", "--pool=solo"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        engine = subprocess.Popen([TSPIPE, "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            delivered = wait_for(lambda: len(server.calls) >= len(callbacks), timeout=20)
+            delivered = wait_for(lambda: len(server.calls) >= len(callbacks) + 1, timeout=20)
         finally:
-            worker.terminate()
-            worker.wait(10)
+            for process in (worker, engine):
+                process.terminate()
+                process.wait(10)
     print(f"\n[fault tspipe-worker-queues] callbacks={len(callbacks)} webhook_posts={len(server.calls)}")
     assert delivered
+    assert "legacy" in {h["webhook-id"] for h, _b, _t in server.calls}
+    assert engine.returncode == 0  # SIGTERM stops the engine cleanly
 
 
 def test_beat_maintenance_runs_ahead_of_an_ingest_backlog(redis_url: str, tmp_path: Path, monkeypatch) -> None:

@@ -54,3 +54,30 @@ async def test_metrics_still_answer_when_redis_is_down(own_redis, aiohttp_client
     response = await client.get("/metrics")
     assert response.status == 200
     assert "tspipe_cluster_up 0" in await response.text()
+
+
+async def test_archive_backlog_and_lag_on_metrics(redis_url, database_url, aiohttp_client, monkeypatch):
+    from config.settings import reset_settings_cache
+    from store.archive_backlog import Backlog
+    from workers.archiver import Archiver
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    reset_settings_cache()
+    settings = load_settings({"REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    now = datetime.now(timezone.utc).timestamp()
+    records = [Record(body=b, received_at=now, request_id=str(i)) for i, b in enumerate(fixture_bodies().values())]
+    store = Store.from_settings(settings)
+    process_batch(encode_batch(records), store=store)
+    client = await aiohttp_client(create_app(settings))
+    samples = _samples(await (await client.get("/metrics")).text())
+    assert samples["tspipe_archive_backlog_batches{}"] == 1
+    assert samples["tspipe_archive_backlog_bytes{}"] > 1000
+    assert samples["tspipe_archive_backlog_oldest_seconds{}"] >= 0
+    archiver = Archiver(Backlog(store.client), database_url, block_ms=10)
+    archiver.backlog.ensure_group()
+    assert archiver.run_once() == len(records)
+    archiver._close()
+    samples = _samples(await (await client.get("/metrics")).text())
+    assert samples["tspipe_archive_backlog_batches{}"] == 0 and samples["tspipe_archive_backlog_bytes{}"] == 0
+    assert samples["tspipe_archive_lag_seconds_count{}"] == len(records)
+    assert samples["tspipe_archive_events_total{}"] == len(records)

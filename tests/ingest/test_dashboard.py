@@ -69,6 +69,23 @@ async def _run(*argv: str) -> str:
     return out.decode("utf-8", "replace")
 
 
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed and could not be installed (make test tries apt-get)")
+async def test_dashboard_search_box_in_headless_chromium(redis_url, database_url, aiohttp_server, tmp_path):
+    from archive.writer import Writer
+    from tests.archive.support import connect, delivery_body, now_minus, row_of
+
+    Writer().archive(connect(database_url), [row_of(delivery_body("SEARCHED1", "+11234567890", now_minus(minutes=2)))])
+    settings = load_settings({"REDIS_URL": redis_url, "DATABASE_URL": database_url})
+    server = await aiohttp_server(create_app(settings), port=free_port())
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000"]
+    dom = await _run(CHROMIUM, *flags, "--dump-dom", str(server.make_url("/?q=%2B1%20123%20456%207890")))
+    results = re.search(r'<table id="search-results">(.*?)</table>', dom, re.S)
+    assert results and "SEARCHED1" in results.group(1), dom[-2000:]
+    assert re.search(r'id="search-status">1 found<', dom), dom[-2000:]
+
+
 async def test_optouts_today_counts_by_when_the_optout_was_applied(redis_url):
     """The samples' STOPs happened years ago; applied now, they are today's opt-outs."""
     from ingest.dashboard import snapshot

@@ -30,9 +30,11 @@ def _imports(package: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("store", ("celery", "kombu", "aiohttp", "ingest", "workers", "tspipe")),
+    ("store", ("celery", "kombu", "aiohttp", "ingest", "workers", "deliver", "tspipe")),
     ("ingest", ("workers", "celery", "kombu")),
-    ("workers", ("ingest", "aiohttp")),
+    ("workers", ("ingest", "aiohttp", "deliver")),
+    # The delivery engine: asyncio and aiohttp, never Celery (it must not wait on, or be, a worker process).
+    ("deliver", ("ingest", "celery", "kombu", "tspipe")),
 ])
 def test_package_imports_only_layers_below_it(package, forbidden):
     bad = [(f, m) for f, m in _imports(package) if m.split(".")[0] in forbidden]

@@ -37,7 +37,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> bytes:
 
 
 def test_honcho_start_runs_the_procfile(redis_url: str, tmp_path: Path) -> None:
-    """`honcho start` as the README says, against a real Redis: web, worker and beat, and Ctrl-C stops them."""
+    """`honcho start` as the README says, against a real Redis: web, worker, deliver and beat, and Ctrl-C stops them."""
     port = free_port()
     env = _env(redis_url, port)
     env["TSPIPE_DATA_DIR"] = str(tmp_path / "data")
@@ -53,7 +53,7 @@ def test_honcho_start_runs_the_procfile(redis_url: str, tmp_path: Path) -> None:
         _wait(lambda: _get(url)[0] == 200, 60, "the worker to apply the callback")
     finally:
         output = _stop(proc).decode(errors="replace")
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "deliver", "beat"):
         assert f"{name}.1 started" in output and f"{name}.1 stopped" in output, output[-2000:]
     alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left running: {alive}"

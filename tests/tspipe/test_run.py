@@ -1,10 +1,11 @@
-"""`tspipe run` as `make run` starts it: no REDIS_URL, embedded Redis, web + worker + beat."""
+"""`tspipe run` as `make run` starts it: no REDIS_URL, embedded Redis, web + worker + deliver + beat."""
 
 import json
 import os
 import pty
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, postgres_home
 from tspipe.redis_server import free_port
 
 
@@ -48,7 +49,8 @@ def _wait(predicate, timeout: float, what: str):
 
 
 def _env(tmp_path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TSPIPE_", "TELESIGN_")) and k != "REDIS_URL"}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TSPIPE_", "TELESIGN_")) and k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(PORT=str(port), TSPIPE_DATA_DIR=str(tmp_path / "data"), TSPIPE_WORKER_CONCURRENCY="1")
     return env
 
@@ -64,13 +66,23 @@ def _read_terminal(master: int, sink: list[bytes]) -> None:
         sink.append(chunk)
 
 
-def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stops_all(tmp_path):
-    """`make run` as a new user sees it: no REDIS_URL, stdout a terminal.
+@pytest.fixture
+def data_home():
+    """A folder for `tspipe run`'s data: its embedded PostgreSQL needs one outside pytest's tree (see postgres_home)."""
+    home = postgres_home()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stops_all(data_home):
+    """`make run` as a new user sees it: no REDIS_URL or DATABASE_URL, stdout a terminal.
 
     Each child's lines are prefixed with its name and written in the console format (not JSON
-    mixed with Celery's banners), Celery's per-task received/succeeded lines are off, and
-    Ctrl-C stops every process, the embedded Redis included.
+    mixed with Celery's banners), Celery's per-task received/succeeded lines are off, the
+    samples reach the embedded PostgreSQL archive and /v1/events finds them by phone number,
+    and Ctrl-C stops every process, the embedded Redis and PostgreSQL included.
     """
+    tmp_path = data_home
     port = free_port()
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "tspipe", "run"], env=_env(tmp_path, port), stdin=subprocess.DEVNULL,
@@ -90,6 +102,18 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
         status, payload = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(url)), 60, "the transaction")
         assert b"3000" in payload and json.loads(payload)
         _wait(lambda: b"batch applied" in b"".join(chunks), 20, "the worker's batch line")
+        samples = subprocess.run([sys.executable, "-m", "tspipe", "send-samples"], env=_env(tmp_path, port),
+                                 capture_output=True, timeout=60)
+        assert samples.returncode == 0, samples.stderr
+        search = base + "/v1/events?phone_number=%2B11234567890&limit=1000"
+
+        def archived():
+            status, page = _get(search)
+            return json.loads(page)["events"] if status == 200 and len(json.loads(page)["events"]) >= 5 else None
+
+        found = _wait(archived, 60, "the samples in the archive")
+        assert {e["phone_number"] for e in found} == {"11234567890"}
+        assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -106,7 +130,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
     assert not alive, f"left running: {alive}"
     assert (tmp_path / "data" / "redis" / "appendonly.aof").exists() or any((tmp_path / "data" / "redis").glob("appendonly*"))
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in output.splitlines() if line.strip()]
-    for name in ("web", "worker", "beat", "system"):
+    for name in ("web", "worker", "deliver", "beat", "archive", "system"):
         assert any(re.match(rf"\d\d:\d\d:\d\d {name} +\| ", line) for line in lines), f"no {name} lines:\n{output}"
     bodies = [line.split("| ", 1)[1] for line in lines if "| " in line]
     assert not [b for b in bodies if b.lstrip().startswith("{")], f"JSON lines on a terminal:\n{output}"
@@ -116,9 +140,9 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory):
+def running():
     """One `tspipe run` (as `make run` starts it) for the tests that work next to it."""
-    tmp_path = tmp_path_factory.mktemp("run")
+    tmp_path = postgres_home()
     port = free_port()
     env = _env(tmp_path, port)
     log = (tmp_path / "run.log").open("wb")
@@ -137,6 +161,7 @@ def running(tmp_path_factory):
             proc.kill()
             proc.wait()
         log.close()
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _tspipe(env: dict[str, str], *args: str, cwd) -> subprocess.CompletedProcess[str]:

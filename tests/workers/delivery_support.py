@@ -87,6 +87,44 @@ def destinations_env(monkeypatch, redis_url: str, destinations: list[dict], **ex
 
 
 @contextlib.contextmanager
+def delivery_engine(lease_grace: float = 30.0):
+    """The real delivery engine (deliver/engine.py) on its own event loop in a thread, for the current settings."""
+    from config import get_settings
+    from workers.destinations import load_destinations
+    from deliver.engine import Engine
+
+    engine = Engine(load_destinations(), get_settings().redis_url, lease_grace=lease_grace)
+    loop = asyncio.new_event_loop()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(engine.run())
+        except BaseException as exc:  # surfaced in the test below
+            failure.append(exc)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield engine
+    finally:
+        loop.call_soon_threadsafe(engine.stop.set)
+        thread.join(30)
+    assert not failure, failure
+
+
+def verify_all(secret: str, calls: list[tuple[dict[str, str], bytes, float]]) -> None:
+    """Every request verified by svix, the Standard Webhooks library nobody here wrote (raises if one fails)."""
+    from svix.webhooks import Webhook
+
+    hook = Webhook(secret)
+    for headers, body, _ in calls:
+        hook.verify(body, headers)
+
+
+@contextlib.contextmanager
 def celery_worker(concurrency: int = 4):
     """A real Celery worker (threads pool) consuming the default and every destination queue."""
     from workers.app import make_celery

@@ -1,4 +1,4 @@
-"""The whole worker path: a callback batch -> decode -> store -> fan_out -> a signed POST, exactly once.
+"""The whole worker path: a callback batch -> decode -> store -> fan_out -> the engine -> a signed POST, exactly once.
 
 Runs once the batch task (workers branch) and pipeline.decode are merged; skipped before.
 """
@@ -12,7 +12,7 @@ import pytest
 import pipeline
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
-from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, wait_for
+from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, wait_for
 from tests.workers.test_delivery import dest, ok, verify
 
 tasks = pytest.importorskip("workers.tasks", reason="the batch task lands from the workers branch")
@@ -25,7 +25,7 @@ def test_batch_redelivered_twice_posts_each_event_once(monkeypatch, redis_url) -
     with HttpServer(ok) as server:
         destinations_env(monkeypatch, redis_url, [dest("a", server)])
         tasks.reset_store()
-        with celery_worker():
+        with delivery_engine():
             applied = tasks.process_batch(blob)
             tasks.process_batch(blob)  # a redelivered batch: dedup means no second POST
             assert wait_for(lambda: len(server.calls) >= len(applied))
@@ -44,7 +44,7 @@ def test_late_older_event_is_delivered_with_current_false(monkeypatch, redis_url
     with HttpServer(ok) as server:
         destinations_env(monkeypatch, redis_url, [dest("a", server)])
         tasks.reset_store()
-        with celery_worker():
+        with delivery_engine():
             tasks.process_batch(encode_batch([Record(body=read, received_at=time.time(), channel_hint="whatsapp")]))
             tasks.process_batch(encode_batch([Record(body=delivered, received_at=time.time())]))
             assert wait_for(lambda: len(server.calls) >= 2)

@@ -1,0 +1,102 @@
+"""Write a batch of events into the archive: one COPY and one INSERT per batch, idempotent on event_id.
+
+The batch is copied into a temporary table and moved into `events` with
+INSERT ... SELECT DISTINCT ON (event_id) ... ON CONFLICT DO NOTHING, which
+keeps the first copy of an event that appears twice in the batch and skips
+one already archived (the primary key includes the body-derived occurred_at,
+see migrations/0001_events.sql). Undated rows (filed by received_at) are
+also checked against the partial `events_undated` index, under an advisory
+lock, because a re-sent undated body may carry another received_at.
+
+`Writer.archive(conn, rows)` is the one transaction per batch: whatever else
+must commit together with the archive (hourly rollups) is called inside it,
+with the rows that were new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+from archive.erase import ERASE_LOCK, LOCK_SHARED
+from archive.partitions import PartitionCache
+from archive.rows import ArchiveRow, copy_values
+
+COLUMNS = (
+    "occurred_at", "event_id", "received_at", "request_id", "undated", "kind", "channel", "outcome",
+    "status_code", "reference_id", "phone_number", "email", "event", "raw",
+)
+_COLS = ", ".join(COLUMNS)
+_INCOMING = "archive_incoming"
+_UNDATED_LOCK = 0x7473_7069_7065_0003
+
+_CREATE_INCOMING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {_INCOMING} ({_COLS}) FROM STDIN"
+_MOVE = (
+    f"INSERT INTO events ({_COLS}) "
+    f"SELECT DISTINCT ON (i.event_id) {', '.join('i.' + c for c in COLUMNS)} FROM {_INCOMING} i "
+    "WHERE NOT (i.undated AND EXISTS (SELECT 1 FROM events e WHERE e.undated AND e.event_id = i.event_id)) "
+    "ORDER BY i.event_id, i.received_at "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+
+class Writer:
+    """Archives batches on one connection. Keeps which day partitions exist, so a batch costs no catalog query."""
+
+    def __init__(self, retention_days: int = 90) -> None:
+        self.partitions = PartitionCache(retention_days)
+        self._incoming_on: int | None = None  # the connection (id of its pgconn) that has the temporary table
+
+    def reset(self) -> None:
+        """After a reconnect: make the temporary table again and re-read which partitions exist."""
+        self._incoming_on = None
+        self.partitions.forget()
+
+    def write(self, cur: psycopg.Cursor, rows: Sequence[ArchiveRow]) -> list[ArchiveRow]:
+        """Write `rows` inside the caller's transaction; return the rows that were not archived before."""
+        if not rows:
+            return []
+        conn = cur.connection
+        self.partitions.ensure(conn, {row.occurred_at.date() for row in rows})
+        if self._incoming_on != id(conn.pgconn):
+            cur.execute(_CREATE_INCOMING)
+            self._incoming_on = id(conn.pgconn)
+        if any(row.event.occurred_at is None for row in rows):
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_UNDATED_LOCK,))
+        with cur.copy(_COPY) as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(copy_values(row))
+        cur.execute(_MOVE)
+        new_ids = {event_id for (event_id,) in cur.fetchall()}
+        if len(new_ids) == len(rows):
+            return list(rows)
+        new, seen = [], set()
+        for row in rows:
+            event_id = row.event.event_id
+            if event_id in new_ids and event_id not in seen:
+                seen.add(event_id)
+                new.append(row)
+        return new
+
+    def archive(
+        self,
+        conn: psycopg.Connection,
+        rows: Sequence[ArchiveRow],
+        still_wanted: Callable[[Sequence[ArchiveRow]], Sequence[ArchiveRow]] | None = None,
+    ) -> list[ArchiveRow]:
+        """One transaction: the rows, and everything that must commit with them. Returns the new rows.
+
+        `still_wanted` runs once the transaction holds the erasure lock (shared): the
+        archive writer drops there the rows of backlog entries an erasure has scrubbed.
+        """
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(LOCK_SHARED, (ERASE_LOCK,))
+            if still_wanted is not None:
+                rows = still_wanted(rows)
+            new = self.write(cur, rows)
+        return new
