@@ -31,7 +31,7 @@ from pipeline.event import Event
 from store import connection, deadletters, keys, message, quarantine
 from store.message import (CHANNEL_INDEX, KIND_INDEX, OUTCOME_INDEX, HistoryItem, MessageState, Transaction,
                            fingerprint, rank, stored_description)
-from store.optouts import OptOut, optout_from_hash
+from store.optouts import OPTOUT_CHANGE, OptOut, optout_from_hash
 from store.quarantine import QuarantineEntry
 
 # Three days: delivery reports can trail a message by the carrier's validity period (72 h at most
@@ -81,7 +81,7 @@ def events_metric(event: Event) -> str:
 # array (see ENTRY below; arrays, not maps: Lua builds them with no key hashing). Returns, per entry
 # newly applied, 2*position + current (1 when it became the message's current state), and, negated,
 # the same for duplicates whose fan-out was never confirmed.
-_APPLY_BATCH = r"""
+_APPLY_BATCH = OPTOUT_CHANGE + r"""
 local MSG, DEDUP, OUTBOX, RANK, TS, FINAL, METRIC, RECENT, RECEIVED, REF, FP, CODE, OUTCOME, KIND, CHANNEL, HAS_OCC, DESC, OPTOUT, ACTION, ADDR, CHANNEL_NAME, KEYWORD, ISO = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23
 local K_METRICS, K_RECENT, K_PENDING, K_OPTOUTS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cfg = cmsgpack.unpack(ARGV[1])
@@ -156,19 +156,8 @@ for pos, e in ipairs(entries) do
       lag_count = lag_count + 1
     end
     if e[OPTOUT] then
-      local ok = KEYS[e[OPTOUT]]
-      local prev = tonumber(redis.call('HGET', ok, 'ts'))
-      if (not prev) or e[TS] > prev then
-        local opted = (e[ACTION] == 'stop') and 1 or 0
-        redis.call('HSET', ok, 'opted_out', opted, 'channel', e[CHANNEL_NAME] or '', 'keyword', e[KEYWORD] or '',
-          'ts', e[TS], 'updated_at', e[ISO])
-        if opted == 1 then
-          -- Scored by when the opt-out was applied (NX: a repeated STOP keeps the first time): the
-          -- dashboard counts today's, and paging by rank sees new entries only at the end.
-          redis.call('ZADD', K_OPTOUTS, 'NX', now, e[ADDR])
-        else
-          redis.call('ZREM', K_OPTOUTS, e[ADDR])
-        end
+      if optout_change(KEYS[e[OPTOUT]], K_OPTOUTS, e[ADDR], e[ACTION], e[CHANNEL_NAME] or '', e[KEYWORD] or '',
+                       e[TS], e[ISO], now) then
         redis.call('HINCRBY', K_METRICS, 'tspipe_optout_changes_total{action="' .. e[ACTION] .. '"}', 1)
       end
     end
