@@ -18,7 +18,7 @@ from ingest.archive_api import archived_transaction
 from store.erasure import optout_digest
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
-from store import keys
+from store import keys, message
 from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
@@ -44,18 +44,13 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         if denied := token_denied(request, token):
             return denied
         ref = request.match_info["reference_id"]
-        pipe = request.app[STORE_KEY].pipeline(transaction=False)
-        pipe.hget(keys.STATE.format(reference_id=ref), "event")
-        pipe.lrange(keys.HISTORY.format(reference_id=ref), 0, -1)
-        state, history = await pipe.execute()
-        if state is None:
+        found = await message.read_async(request.app[STORE_KEY], ref)
+        if found is None:
             archived = await archived_transaction(request.app, ref)
             if archived is not None:
                 return web.Response(body=archived, content_type="application/json")
             return _error(404, f"unknown reference_id {ref!r}")
-        body = b'{"reference_id":' + msgspec.json.encode(ref) + b',"state":' + state
-        body += b',"history":[' + b",".join(history) + b"]}"
-        return web.Response(body=body, content_type="application/json")
+        return _json(found)
 
     async def optout(request: web.Request) -> web.Response:
         if denied := token_denied(request, token):

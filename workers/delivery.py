@@ -18,7 +18,7 @@ import redis
 from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
-from store import connection, deadletters, delivery_queue, keys
+from store import connection, deadletters, delivery_queue
 from workers.destinations import Destination, by_name
 
 DELIVER_TASK = "tspipe.deliver"
@@ -52,11 +52,8 @@ def enqueue(client: redis.Redis, bodies: Sequence[tuple[Destination, list[bytes]
         overflow += [deadletters.new_entry("destination", dest.name, body,
                                            f"not queued: {dest.max_queued} deliveries already wait for this destination "
                                            "(max_queued)", 0) for body in group[count:]]
-    if overflow:
-        pipe = client.pipeline(transaction=False)
-        for entry in overflow:
-            pipe.lpush(keys.DEADLETTER, deadletters.encode(entry))
-        pipe.execute()
+    for entry in overflow:
+        deadletters.add(client, entry)  # within TSPIPE_DEADLETTER_MAX_BYTES
     return sum(taken)
 
 

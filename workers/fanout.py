@@ -34,6 +34,15 @@ def has_targets() -> bool:
     return bool(load_destinations()) or bool(load_plugins())
 
 
+def encode(event: Event, current: bool) -> bytes:
+    """The event's JSON plus `current`: whether it became its message's current state when applied.
+
+    A late, older event (a "delivered" arriving after "read") is still sent,
+    with `current: false`, so a receiver keeping a status per message can ignore it.
+    """
+    return EVENT_ENCODER.encode(event)[:-1] + (b',"current":true}' if current else b',"current":false}')
+
+
 def _wants_alerts(filter) -> bool:
     """Alerts go where kind "alert" is asked for, or where nothing is filtered at all."""
     return "alert" in filter.kinds or filter == type(filter)()
@@ -63,16 +72,18 @@ def fan_out_alerts(alerts: list, client: redis.Redis | None = None) -> None:
 
 
 def fan_out(events: list[Event], client: redis.Redis | None = None,
-            span_for: Callable[[list[Event]], ContextManager] | None = None) -> None:
+            span_for: Callable[[list[Event]], ContextManager] | None = None,
+            current: set[str] | frozenset[str] = frozenset()) -> None:
     """Queue each event for every destination and plug-in that wants it.
 
     `span_for(events)` is given when tracing is on (workers/traced.py): each delivery job then
     carries the trace context of a span in its callback's trace, and the delivery engine's POST
     continues that trace; a plug-in task is sent inside that span (Celery's instrumentation).
+    `current` holds the ids of events that became their message's state (see encode).
     """
     if not events:
         return
-    encoded = {e.event_id: EVENT_ENCODER.encode(e) for e in events}
+    encoded = {e.event_id: encode(e, e.event_id in current) for e in events}
     within = span_for or _untraced
     bodies = []
     traces: list[list[str | None]] | None = [] if span_for is not None else None

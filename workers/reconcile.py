@@ -24,8 +24,9 @@ from celery import shared_task
 
 from config import Settings, get_settings
 from store import connection, keys
+from store.state import PENDING_WINDOW_SECONDS
 
-STATUS_WINDOW_SECONDS = 12 * 3600
+STATUS_WINDOW_SECONDS = PENDING_WINDOW_SECONDS
 RECONCILE_TASK = "tspipe.reconcile"
 
 Apply = Callable[[bytes], None]

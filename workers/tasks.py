@@ -125,12 +125,13 @@ def apply_and_fan_out(store: Store, events: list[Event], spans=None) -> list[Eve
     """
     if not fanout.has_targets():
         with spans.apply(events) if spans is not None else nullcontext():
-            return store.apply_batch_with_outbox(events, outbox=False)[0]
+            return store.apply_batch_with_outbox(events, outbox=False).new
     with spans.apply(events) if spans is not None else nullcontext():
-        applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed, store.client, spans.fan_out if spans is not None else None)
-    store.confirm_fanout(applied + unconfirmed)
-    return applied
+        result = store.apply_batch_with_outbox(events)
+    fanout.fan_out(result.new + result.unconfirmed, store.client, spans.fan_out if spans is not None else None,
+                   current=result.current)
+    store.confirm_fanout(result.new + result.unconfirmed)
+    return result.new
 
 
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
