@@ -156,7 +156,7 @@ def running():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(90)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
