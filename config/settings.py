@@ -177,6 +177,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Most bytes of events waiting in Redis for the archive (while PostgreSQL is down or slow); past it new events skip the archive and tspipe_archive_dropped_total counts them."),
     Setting("erasure_key", "TSPIPE_ERASURE_KEY", None, _str,
             "Secret for the keyed hash that keeps an erased address's opt-out. Needed by `tspipe erase` and DELETE /v1/subjects; `tspipe run` makes one under TSPIPE_DATA_DIR when unset.", secret=True),
+    Setting("alert_window_minutes", "TSPIPE_ALERT_WINDOW_MINUTES", 60, _int(1), "Delivery-rate alerts compare the last this many minutes of each channel, country and carrier with its baseline."),
+    Setting("alert_baseline_days", "TSPIPE_ALERT_BASELINE_DAYS", 7, _int(1), "The baseline: the same hours of this many previous days."),
+    Setting("alert_min_volume", "TSPIPE_ALERT_MIN_VOLUME", 50, _int(1), "Final messages a group needs in the window, and in its baseline, before it can raise an alert."),
+    Setting("alert_min_drop", "TSPIPE_ALERT_MIN_DROP", 0.2, _float(0.01), "Fall of the delivery rate below the baseline (0.2 = 20 points) that raises an alert."),
+    Setting("alert_interval_seconds", "TSPIPE_ALERT_INTERVAL_SECONDS", 60, _int(1), "How often beat evaluates the alerts (needs the archive)."),
     Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
             "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
@@ -221,6 +226,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     archive_days: int = 90
     archive_backlog_max_bytes: int = 1024 * 1024 * 1024
     erasure_key: str | None = None
+    alert_window_minutes: int = 60
+    alert_baseline_days: int = 7
+    alert_min_volume: int = 50
+    alert_min_drop: float = 0.2
+    alert_interval_seconds: int = 60
     keywords: str | None = None
 
     @property

@@ -30,23 +30,25 @@ from store import keys
 ID_LEN = 32
 
 
-class Job(msgspec.Struct, frozen=True, array_like=True):
+class Job(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     attempt: int
     first_at: float
     body: bytes
+    # W3C traceparent of the fan-out span, only when tracing is on (config/tracing.py); omitted otherwise.
+    traceparent: str | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Job).decode
 
 
-def new_job(body: bytes, attempt: int = 1, first_at: float | None = None) -> bytes:
-    return uuid.uuid4().hex.encode() + _encode(Job(attempt, first_at or time.time(), body))
+def new_job(body: bytes, attempt: int = 1, first_at: float | None = None, traceparent: str | None = None) -> bytes:
+    return uuid.uuid4().hex.encode() + _encode(Job(attempt, first_at or time.time(), body, traceparent))
 
 
 def next_attempt(raw: bytes, job: Job) -> bytes:
     """The same job (same id) one attempt further on."""
-    return raw[:ID_LEN] + _encode(Job(job.attempt + 1, job.first_at, job.body))
+    return raw[:ID_LEN] + _encode(Job(job.attempt + 1, job.first_at, job.body, job.traceparent))
 
 
 def job_id(raw: bytes) -> str:

@@ -60,3 +60,7 @@ ARCHIVE_GROUP = "archive"
 # An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
 # TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
 OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"
+# Delivery-rate alerts (store/alerts.py): a claim per alert id (so each is raised once per window)
+# and the latest alerts, newest first, for the dashboard.
+ALERT_CLAIM = PREFIX + "alert:{event_id}"
+ALERTS = PREFIX + "alerts"

@@ -107,6 +107,10 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
             assert time.monotonic() < deadline, f"archive did not catch up: backlog {backlog.size()}"
             time.sleep(0.25)
         caught_up_s = time.monotonic() - began - DOWN_AT_S - DOWN_FOR_S
+        with psycopg.connect(url) as conn:  # who is connected while the stack runs: the archive writer only
+            clients = {name for (name,) in conn.execute(
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()")}
     finally:
         for proc in (worker, archiver):
             proc.terminate()
@@ -132,3 +136,5 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
     # so this compares the worker's progress, not its queue length, with what was sent.)
     assert applied_while_down >= 0.25 * sent_while_down, (applied_while_down, sent_while_down, worst_queue)
     assert b"PostgreSQL unavailable" in (tmp_path / "archive.log").read_bytes()
+    # No worker ever connects to PostgreSQL: only the archive writer does.
+    assert clients == {"tspipe-archive"}, clients
