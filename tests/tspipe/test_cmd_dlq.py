@@ -125,6 +125,8 @@ def test_tspipe_worker_consumes_a_plugins_declared_queue(monkeypatch, redis_url,
     finally:
         worker.terminate()
         worker.wait(10)
+
+
 def test_dlq_list_says_so_when_empty(monkeypatch, redis_url) -> None:
     from config.settings import reset_settings_cache
 
