@@ -270,9 +270,9 @@ class DestinationRunner:
             self.kick.set()
 
     async def _drain(self) -> None:
-        """On stop: let requests in flight finish within the destination's timeout, return the rest unsent."""
+        """On stop: let requests in flight finish (5 s at most), return the rest to the queue unsent."""
         if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=min(self.dest.timeout, 10.0))
+            await asyncio.wait(set(self.in_flight), timeout=min(self.dest.timeout, 5.0))
         for task in list(self.in_flight):
             task.cancel()
         if self.in_flight:

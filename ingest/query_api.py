@@ -8,6 +8,8 @@ TSPIPE_API_TOKEN is set, because state and opt-outs carry phone numbers.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from aiohttp import web
 
@@ -20,6 +22,8 @@ from store import keys
 from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
+CURSOR_DIGITS = 15
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -69,13 +73,12 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
     async def optouts(request: web.Request) -> web.Response:
         if denied := token_denied(request, token):
             return denied
-        try:
-            offset = int(request.query.get("cursor") or 0)
-            limit = min(int(request.query.get("limit") or 100), PAGE_MAX)
-            if offset < 0 or limit < 1:
-                raise ValueError
-        except ValueError:
-            return _error(400, "cursor and limit must be non-negative integers")
+        cursor, size = request.query.get("cursor") or "0", request.query.get("limit") or "100"
+        # Digits only (int() would take " 5", "+5", "5_0"), and a cursor this API could have given:
+        # Redis answers an error, not an empty page, for an index past 64 bits.
+        if not (_DIGITS.fullmatch(cursor) and len(cursor) <= CURSOR_DIGITS and _DIGITS.fullmatch(size)) or size.strip("0") == "":
+            return _error(400, "cursor must be a next_cursor from this API and limit a positive integer")
+        offset, limit = int(cursor), min(int(size), PAGE_MAX)
         client = request.app[STORE_KEY]
         addresses = await client.zrange(keys.OPTOUT_INDEX, offset, offset + limit - 1)
         pipe = client.pipeline(transaction=False)

@@ -42,14 +42,18 @@ def normalized(address: str) -> str:
     return "".join(ch for ch in address if "0" <= ch <= "9")
 
 
-_PHONE = re.compile(r"\+?[0-9][0-9 ().\-]{2,30}")
-_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,255}")
+# 6 to 15 digits (E.164's most), with the usual separators: fewer digits would match (and erase)
+# unrelated numbers in stored bytes. The OpenAPI document's path pattern is the same.
+_PHONE = re.compile(r"\+?[ (]*(?:[0-9][ ().\-]*){6,15}")
+# The same pattern as the OpenAPI document's (ingest/openapi.json), with no \s: Python's and
+# ECMAScript's \s differ (U+0085, U+FEFF), and schemathesis holds the two to each other.
+_EMAIL = re.compile(r"[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}")
 
 
 def subject_pattern(address: str) -> re.Pattern[bytes]:
     """Matches the address in any spelling inside stored bytes (JSON, msgpack, raw bodies).
 
-    ValueError for anything that is not a phone number (digits, at least 3, with the
+    ValueError for anything that is not a phone number (6 to 15 digits, with the
     usual separators) or an e-mail address.
     """
     address = address.strip()

@@ -20,7 +20,7 @@ import redis
 
 from pipeline.event import EVENT_ENCODER, Event, Outcome
 from store import connection, deadletters, keys, quarantine
-from store.optouts import OptOut, optout_from_hash
+from store.optouts import OPTOUT_CHANGE, OptOut, optout_from_hash
 from store.quarantine import QuarantineEntry
 
 # Lag histogram buckets in seconds (received_at -> applied), Prometheus style.
@@ -74,7 +74,7 @@ return #KEYS
 # for new events: '1' (fan-out pending) or '2' (nothing to fan out: already confirmed).
 # Returns the 1-based positions of the entries newly applied, in batch order, and the negated
 # positions of duplicates whose fan-out was never confirmed (see confirm_fanout).
-_APPLY_BATCH = r"""
+_APPLY_BATCH = OPTOUT_CHANGE + r"""
 local cfg = cmsgpack.unpack(ARGV[1])
 local entries = cmsgpack.unpack(ARGV[2])
 local function key(template, field, value)
@@ -130,18 +130,7 @@ for _, e in ipairs(entries) do
     end
     if e.optout and e.addr then
       local ok = key(cfg.optout, 'address', e.addr)
-      local prev = tonumber(redis.call('HGET', ok, 'ts'))
-      if (not prev) or e.ts > prev then
-        local out = (e.optout == 'stop') and 1 or 0
-        redis.call('HSET', ok, 'opted_out', out, 'channel', e.channel or '', 'keyword', e.keyword or '',
-          'ts', e.ts, 'updated_at', e.iso)
-        if out == 1 then
-          -- Scored by when the opt-out was applied (NX: a repeated STOP keeps the first time): the
-          -- dashboard counts today's, and paging by rank sees new entries only at the end.
-          redis.call('ZADD', cfg.optout_index, 'NX', now, e.addr)
-        else
-          redis.call('ZREM', cfg.optout_index, e.addr)
-        end
+      if optout_change(ok, cfg.optout_index, e.addr, e.optout, e.channel or '', e.keyword or '', e.ts, e.iso, now) then
         redis.call('HINCRBY', cfg.metrics, 'tspipe_optout_changes_total{action="' .. e.optout .. '"}', 1)
       end
     end

@@ -23,6 +23,7 @@ import structlog
 import pipeline
 from config import get_settings, tracing
 from config.keywords import keyword_map
+from pipeline.keywords import DEFAULT_MAP
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
@@ -102,6 +103,7 @@ def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineE
     bad: list[QuarantineEntry] = []
     decode = pipeline.decode
     keywords = keyword_map(get_settings().keywords)
+    keywords = None if keywords is DEFAULT_MAP else keywords  # decode's own fast path for the default map
     for record in records:
         try:
             received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
