@@ -139,8 +139,10 @@ def build(query: EventQuery) -> tuple[sql.Composed, list]:
         where.append(sql.SQL("occurred_at <= %s"))
         args.append(query.until)
     if query.after is not None:
-        where.append(sql.SQL("(occurred_at, event_id) < (%s, %s)"))
-        args += list(query.after)
+        # The row comparison is the keyset; the plain bound on occurred_at lets PostgreSQL skip
+        # every day partition newer than the cursor instead of probing each one's index.
+        where.append(sql.SQL("occurred_at <= %s AND (occurred_at, event_id) < (%s, %s)"))
+        args += [query.after[0], *query.after]
     raw = sql.SQL(", raw") if query.raw else sql.SQL("")
     statement = sql.SQL("SELECT occurred_at, event_id, event::text{} FROM events{} "
                         "ORDER BY occurred_at DESC, event_id DESC LIMIT %s").format(

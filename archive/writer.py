@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import psycopg
 
+from archive import rollups
 from archive.erase import ERASE_LOCK, LOCK_SHARED
 from archive.partitions import PartitionCache
 from archive.rows import ArchiveRow, copy_values
@@ -99,4 +100,5 @@ class Writer:
             if still_wanted is not None:
                 rows = still_wanted(rows)
             new = self.write(cur, rows)
+            rollups.apply(cur, new)
         return new

@@ -10,7 +10,9 @@ Two figures per design:
 1. throughput: with the deliverer warmed up, N webhooks fanned out as fast as
    the driver can for one destination; webhooks per second of wall time and
    per CPU second of the delivering processes (their user + system time,
-   children included; the driver's fan-out is not counted);
+   children included; the driver's fan-out is not counted). For the engine
+   also `drain`: the N webhooks put on its queue in one script call, so no
+   fan-out competes for the CPUs while it drains them;
 2. lag: three destinations, events fanned out at a steady rate; the healthy
    destinations' lag (receipt at the receiver minus the event's received_at)
    p50/p99 with all three answering, then with one accepting connections and
@@ -206,6 +208,40 @@ def throughput(design: Design, redis_url: str, data: Path, n: int) -> dict:
             "per_cpu_s": round(n / cpu)}
 
 
+def drain(design: Design, redis_url: str, data: Path, n: int) -> dict:
+    """Engine only: N webhooks put on the destination's queue in one script call, then drained.
+
+    What the engine itself costs per webhook, with no fan-out running beside it on the same CPUs.
+    """
+    import redis
+
+    from pipeline.event import EVENT_ENCODER
+    from store import delivery_queue
+    from tests.workers.delivery_support import make_event
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    receivers = Receivers(["a"])
+    try:
+        env = design.env(redis_url, destinations(receivers.ports), data)
+        process = design.start(env)
+        design.drive(env, 20, 0, 10_000_000)
+        wait_until(lambda: receivers.ask("counts")["a"] >= 20, timeout=60)
+        jobs = [delivery_queue.new_job(EVENT_ENCODER.encode(make_event(i))) for i in range(n)]
+        cpu_before = cpu_seconds(process.pid)
+        started = time.monotonic()
+        delivery_queue.enqueue(client, [("a", n + 1, jobs)])
+        done = wait_until(lambda: receivers.ask("counts")["a"] >= n + 20, timeout=600)
+        wall = time.monotonic() - started
+        cpu = cpu_seconds(process.pid) - cpu_before
+        stop(process)
+        assert done, "not every webhook arrived"
+    finally:
+        receivers.close()
+    return {"webhooks": n, "wall_s": round(wall, 2), "per_s": round(n / wall), "cpu_s": round(cpu, 2),
+            "per_cpu_s": round(n / cpu)}
+
+
 def lag(design: Design, redis_url: str, data: Path, rate: float, seconds: float, hang: bool) -> dict:
     import redis
 
@@ -273,6 +309,7 @@ def main() -> None:
                         runs[hang].append(lag(design, server.url, data, args.rate, args.seconds, hang=hang))
                 results[design.name] = {
                     "throughput": throughput(design, server.url, data, args.n if design.name == "engine" else args.n // 3),
+                    **({"drain": drain(design, server.url, data, args.n)} if design.name == "engine" else {}),
                     "lag_none_hanging": _median_run(runs[False]),
                     "lag_one_hanging": _median_run(runs[True]),
                 }
@@ -281,7 +318,8 @@ def main() -> None:
             server.stop()
     for name, result in results.items():
         none, one = result["lag_none_hanging"], result["lag_one_hanging"]
-        print(f"{name:>7}: {result['throughput']['per_cpu_s']:>6} webhooks per CPU second "
+        drained = f", {result['drain']['per_cpu_s']} draining a filled queue" if "drain" in result else ""
+        print(f"{name:>7}: {result['throughput']['per_cpu_s']:>6} webhooks per CPU second{drained} "
               f"({result['throughput']['per_s']} /s wall); healthy lag p99 {none['p99_ms']} ms with none hanging, "
               f"{one['p99_ms']} ms with one hanging ({one['p99_ms'] / max(none['p99_ms'], 0.1):.2f}x)")
     if len(results) == 2:

@@ -66,6 +66,7 @@ def serve(mode: str, port: int, redis_url: str, spool_dir: str) -> None:
 
         app = web.Application()
         app.router.add_post("/callbacks", bare)
+        app.router.add_post("/callbacks/{channel}", bare)  # bench/stack.py posts per channel
     else:
         from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
         from workers.app import make_celery

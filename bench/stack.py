@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.signature import decode_api_key, sign  # noqa: E402
 from tests.faults.support import reference_id, unique_callbacks  # noqa: E402
 from tspipe.redis_server import RedisServer, free_port  # noqa: E402
-from store import keys  # noqa: E402
+from store import keys, message  # noqa: E402
 from store.state import LAG_BUCKETS  # noqa: E402
 
 API_KEY = "EXAMPLE----TE8sTgg45yusumoN6BYsBVkh+yRJ5czgsnCehZaOYldPJdmFh6NeX8kunZ2zU1YWaUw/0wV6xfw=="
@@ -199,11 +199,8 @@ def check_exactly_once(client: redis.Redis, items: list[tuple[str, bytes]], acke
     flight when wrk stopped; the server may or may not have stored those, both are fine). Lost: fewer
     than `acked` of those are in the store. Duplicated: any history longer than one entry.
     """
-    pipe = client.pipeline(transaction=False)
     window = items[: acked + in_flight]
-    for _channel, body in window:
-        pipe.llen(keys.HISTORY.format(reference_id=reference_id(body)))
-    lengths = pipe.execute()
+    lengths = message.history_lengths(client, [reference_id(body) for _channel, body in window])
     found = sum(1 for n in lengths if n > 0)
     duplicated = sum(n - 1 for n in lengths if n > 1)
     return max(0, acked - found), duplicated
@@ -235,10 +232,8 @@ def archive_report(client: redis.Redis, url: str, items: list[tuple[str, bytes]]
     while backlog.size()[0] and time.monotonic() - start < timeout:
         time.sleep(0.1)
     drained = time.monotonic() - start
-    pipe = client.pipeline(transaction=False)
-    for _channel, body in items:
-        pipe.llen(keys.HISTORY.format(reference_id=reference_id(body)))
-    applied = {event_id_for(body) for (_c, body), n in zip(items, pipe.execute()) if n > 0}
+    lengths = message.history_lengths(client, [reference_id(body) for _channel, body in items])
+    applied = {event_id_for(body) for (_c, body), n in zip(items, lengths) if n > 0}
     with psycopg.connect(url) as conn:
         counts = dict(conn.execute("SELECT event_id, count(*) FROM events GROUP BY event_id").fetchall())
         size = conn.execute("SELECT sum(pg_total_relation_size(inhrelid)), sum(pg_indexes_size(inhrelid)) "
@@ -270,7 +265,7 @@ def ingress_batches(base: str) -> str:
     return f"ingress batches: {n:.0f} queue messages, {records / n:.1f} callbacks per message on average"
 
 
-def wait_healthy(base: str, procs: list[subprocess.Popen]) -> None:
+def wait_healthy(base: str, procs: list[subprocess.Popen], path: str = "/healthz", method: str = "GET") -> None:
     import urllib.request
 
     deadline = time.monotonic() + 30
@@ -279,7 +274,8 @@ def wait_healthy(base: str, procs: list[subprocess.Popen]) -> None:
             if p.poll() is not None:
                 raise SystemExit(f"a tspipe process exited early ({p.args})")
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1) as r:
+            request = urllib.request.Request(base + path, data=b"{}" if method == "POST" else None, method=method)
+            with urllib.request.urlopen(request, timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -300,6 +296,31 @@ def wait_drained(client: redis.Redis, queue: str, expected: int, timeout: float)
     return float("inf")
 
 
+def start_processes(tmp: Path, server: RedisServer, worker_concurrency: int):
+    """`tspipe web` and `tspipe worker` against `server`, logging under `tmp`: (port, web, worker, logs)."""
+    port = free_port()
+    env = dict(os.environ, REDIS_URL=server.url, PORT=str(port), TSPIPE_HOST="127.0.0.1",
+               TSPIPE_DATA_DIR=str(tmp / "data"), TELESIGN_API_KEY=API_KEY, TELESIGN_CUSTOMER_ID=CUSTOMER_ID,
+               TSPIPE_LOG_LEVEL="warning", TSPIPE_LOG_FORMAT="json", PYTHONPATH=str(ROOT))
+    logs = (tmp / "web.log").open("wb"), (tmp / "worker.log").open("wb")
+    web = subprocess.Popen([TSPIPE, "web"], env=env, stdout=logs[0], stderr=subprocess.STDOUT)
+    worker = subprocess.Popen([TSPIPE, "worker", f"--concurrency={worker_concurrency}"], env=env,
+                              stdout=logs[1], stderr=subprocess.STDOUT)
+    return port, web, worker, logs
+
+
+def stop_processes(procs, logs) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for f in logs:
+        f.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=5000.0, help="target callbacks per second")
@@ -310,6 +331,8 @@ def main() -> None:
     parser.add_argument("--archive", action="store_true", help="also run the PostgreSQL archive and report on it")
     parser.add_argument("--generator", choices=("auto", "wrk", "aiohttp"), default="auto",
                         help="load generator: wrk (auto when installed) or the Python aiohttp client")
+    parser.add_argument("--no-bare", action="store_true",
+                        help="skip the bare aiohttp handler run that CPU per callback is compared with")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tspipe-bench-"))
@@ -330,6 +353,7 @@ def main() -> None:
         pids.update(archive=archiver.pid, postgres=postgres.get_pid())
     base = f"http://127.0.0.1:{port}"
     client = redis.Redis.from_url(server.url)
+    acked, cpu_used = 0, {}
     try:
         wait_healthy(base, [web, worker])
         use_wrk = args.generator == "wrk" or (args.generator == "auto" and shutil.which("wrk") is not None)
@@ -362,7 +386,8 @@ def main() -> None:
                 writer, pg = spent["archive"] - cpu_before["archive"], spent["postgres"] - cpu_before["postgres"]
                 archive_lines.append(f"archive writer CPU {writer * 1e6 / max(rows, 1):.1f} us per event "
                                      f"({writer:.1f}s); PostgreSQL CPU {pg * 1e6 / max(rows, 1):.1f} us per event")
-            cpu = {k: (v - cpu_before[k]) / (elapsed + drain) for k, v in rss.cpu_seconds().items()}
+            cpu_used = {k: v - cpu_before[k] for k, v in rss.cpu_seconds().items()}
+            cpu = {k: v / (elapsed + drain) for k, v in cpu_used.items()}
             fuzz_line = None
             if args.fuzz_count:
                 fuzz_line = run_fuzz(base, client, args.fuzz_count, args.concurrency)
@@ -372,10 +397,7 @@ def main() -> None:
                       "so lost is counted against all answered requests")
             lost, duplicated = check_exactly_once(client, items, int(figures["requests"]), args.concurrency)
         else:
-            pipe = client.pipeline(transaction=False)
-            for body in acked_bodies:
-                pipe.llen(keys.HISTORY.format(reference_id=reference_id(body)))
-            lengths = Counter(pipe.execute())
+            lengths = Counter(message.history_lengths(client, [reference_id(body) for body in acked_bodies]))
             lost = lengths.get(0, 0)
             duplicated = sum(n * (length - 1) for length, n in lengths.items() if length > 1)
         lag50, lag99 = lag_percentiles(client)
@@ -406,6 +428,38 @@ def main() -> None:
             postgres.cleanup()
         for f in logs:
             f.close()
+    if not args.no_bare and acked:
+        stack_us = {k: v / acked * 1e6 for k, v in cpu_used.items()}
+        bare_us = bare_cpu_per_request(items, args.rate, args.duration, args.concurrency, use_wrk, tmp)
+        total = sum(stack_us.values())
+        print("CPU per callback: " + " + ".join(f"{k} {v:.0f}" for k, v in stack_us.items())
+              + f" = {total:.0f} us; bare aiohttp handler {bare_us:.0f} us per request at the same rate: "
+              f"{total / bare_us:.1f}x (goal <= 3.0x)")
+
+
+def bare_cpu_per_request(items: list[tuple[str, bytes]], rate: float, duration: float, concurrency: int,
+                         use_wrk: bool, workdir: Path) -> float:
+    """CPU us per request of bench/ingress.py's bare aiohttp handler (uvloop, reads the body, answers 200),
+    driven the same way at the same rate: the baseline the whole stack's CPU per callback is held against."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "ingress.py"), "--serve", "bare", "--port", str(port),
+                             "--redis", "redis://127.0.0.1:1/0", "--spool", str(workdir / "bare-spool")], cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, [proc], path="/callbacks/sms", method="POST")
+        with PeakRSS({"bare": proc.pid}) as meter:
+            before = meter.cpu_seconds()["bare"]
+            if use_wrk:
+                answered = int(drive_wrk(base, port, items, rate, duration, concurrency, workdir)["requests"])
+            else:
+                count = min(len(items), int(rate * duration))
+                statuses, _acked, _latencies, _elapsed = asyncio.run(drive(base, items[:count], rate, concurrency))
+                answered = statuses.get(200, 0)
+            used = meter.cpu_seconds()["bare"] - before
+        return used / max(answered, 1) * 1e6
+    finally:
+        proc.terminate()
+        proc.wait(15)
 
 
 def run_fuzz(base: str, client: redis.Redis, count: int, concurrency: int) -> str:

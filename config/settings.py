@@ -166,10 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api_token", "TSPIPE_API_TOKEN", None, _str, "Bearer token for the query API and the dashboard. Unset: they answer loopback clients only (403 to anyone else; a warning is logged).", secret=True),
     Setting("queue", "TSPIPE_QUEUE", "tspipe.ingest", _str, "Celery queue that carries callback batches."),
     Setting("worker_concurrency", "TSPIPE_WORKER_CONCURRENCY", 2, _int(1), "Celery worker processes."),
-    Setting("state_ttl_seconds", "TSPIPE_STATE_TTL_SECONDS", 7 * 86400, _int(60), "How long a message's state and history are kept."),
-    Setting("dedup_ttl_seconds", "TSPIPE_DEDUP_TTL_SECONDS", 7 * 86400, _int(60), "How long an applied event id is remembered for deduplication."),
+    Setting("state_ttl_seconds", "TSPIPE_STATE_TTL_SECONDS", 3 * 86400, _int(60), "How long Redis keeps a message's state, history and dedup set after its last event (then the archive answers)."),
+    Setting("dedup_ttl_seconds", "TSPIPE_DEDUP_TTL_SECONDS", 86400, _int(60), "How long an event without a reference id is remembered for deduplication, and an unconfirmed fan-out is retried."),
     Setting("history_max", "TSPIPE_HISTORY_MAX", 50, _int(1), "Events kept in each message's history."),
     Setting("quarantine_max", "TSPIPE_QUARANTINE_MAX", 100000, _int(1), "Quarantined bodies kept (oldest dropped first)."),
+    Setting("quarantine_max_bytes", "TSPIPE_QUARANTINE_MAX_BYTES", 32 * 1024 * 1024, _int(1024), "Bytes of quarantined bodies kept in Redis (oldest dropped first, counted in tspipe_quarantine_dropped_total)."),
+    Setting("deadletter_max_bytes", "TSPIPE_DEADLETTER_MAX_BYTES", 128 * 1024 * 1024, _int(1024), "Bytes of dead letters kept in Redis (oldest dropped first, counted in tspipe_deadletters_dropped_total)."),
     Setting("destinations", "TSPIPE_DESTINATIONS", None, _json_or_path, "Downstream webhooks: JSON, or a path to a .json/.toml file (see README)."),
     Setting("plugins", "TSPIPE_PLUGINS", None, _str, "Extra plug-in tasks, comma-separated dotted paths (entry point group tspipe.plugins is always read)."),
     Setting("autoreplies", "TSPIPE_AUTOREPLIES", None, _json_or_path, "Auto-reply texts per action and language, JSON or a path. Unset: no auto-replies are sent."),
@@ -190,6 +192,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Most bytes of events waiting in Redis for the archive (while PostgreSQL is down or slow); past it new events skip the archive and tspipe_archive_dropped_total counts them."),
     Setting("erasure_key", "TSPIPE_ERASURE_KEY", None, _str,
             "Secret for the keyed hash that keeps an erased address's opt-out. Needed by `tspipe erase` and DELETE /v1/subjects; `tspipe run` makes one under TSPIPE_DATA_DIR when unset.", secret=True),
+    Setting("alert_window_minutes", "TSPIPE_ALERT_WINDOW_MINUTES", 60, _int(1), "Delivery-rate alerts compare the last this many minutes of each channel, country and carrier with its baseline."),
+    Setting("alert_baseline_days", "TSPIPE_ALERT_BASELINE_DAYS", 7, _int(1), "The baseline: the same hours of this many previous days."),
+    Setting("alert_min_volume", "TSPIPE_ALERT_MIN_VOLUME", 50, _int(1), "Final messages a group needs in the window, and in its baseline, before it can raise an alert."),
+    Setting("alert_min_drop", "TSPIPE_ALERT_MIN_DROP", 0.2, _float(0.01), "Fall of the delivery rate below the baseline (0.2 = 20 points) that raises an alert."),
+    Setting("alert_interval_seconds", "TSPIPE_ALERT_INTERVAL_SECONDS", 60, _int(1), "How often beat evaluates the alerts (needs the archive)."),
     Setting("keywords", "TSPIPE_KEYWORDS", None, keyword_map_text,
             "Keyword map for inbound messages: a preset (telesign, ctia), JSON, or a path to a .json/.toml file (see README). Unset: the telesign preset."),
 )
@@ -215,10 +222,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     api_token: str | None = None
     queue: str = "tspipe.ingest"
     worker_concurrency: int = 2
-    state_ttl_seconds: int = 7 * 86400
-    dedup_ttl_seconds: int = 7 * 86400
+    state_ttl_seconds: int = 3 * 86400
+    dedup_ttl_seconds: int = 86400
     history_max: int = 50
     quarantine_max: int = 100000
+    quarantine_max_bytes: int = 32 * 1024 * 1024
+    deadletter_max_bytes: int = 128 * 1024 * 1024
     destinations: str | None = None
     plugins: str | None = None
     autoreplies: str | None = None
@@ -236,6 +245,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     archive_days: int = 90
     archive_backlog_max_bytes: int = 1024 * 1024 * 1024
     erasure_key: str | None = None
+    alert_window_minutes: int = 60
+    alert_baseline_days: int = 7
+    alert_min_volume: int = 50
+    alert_min_drop: float = 0.2
+    alert_interval_seconds: int = 60
     keywords: str | None = None
 
     @property

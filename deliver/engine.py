@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, TimeoutError as RedisTimeoutError
 
+from config import tracing
 from store import circuit, connection, deadletters, delivery_queue, keys
 from workers.destinations import MAX_DELAY_SECONDS, Destination
 from deliver.http import DeliveryFailed, post
@@ -195,7 +196,11 @@ class DestinationRunner:
                 self._report(gen, circuit.RELEASE, probe=True)
             return
         try:
-            await post(self.session, dest.url, self.key, message_id(job.body), job.body)
+            if job.traceparent and tracing.active():
+                with traced_delivery(job.traceparent, dest.name, job.attempt):
+                    await post(self.session, dest.url, self.key, message_id(job.body), job.body)
+            else:
+                await post(self.session, dest.url, self.key, message_id(job.body), job.body)
         except DeliveryFailed as exc:
             # A 4xx proves the receiver is up: for the breaker it is an answer, not a failure.
             self._report(gen, circuit.FAILURE if exc.retryable else circuit.SUCCESS, probe)
@@ -265,9 +270,9 @@ class DestinationRunner:
             self.kick.set()
 
     async def _drain(self) -> None:
-        """On stop: let requests in flight finish within the destination's timeout, return the rest unsent."""
+        """On stop: let requests in flight finish (5 s at most), return the rest to the queue unsent."""
         if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=min(self.dest.timeout, 10.0))
+            await asyncio.wait(set(self.in_flight), timeout=min(self.dest.timeout, 5.0))
         for task in list(self.in_flight):
             task.cancel()
         if self.in_flight:
@@ -328,3 +333,16 @@ class Engine:
         finally:
             await client.aclose()
         log.info("delivery engine stopped")
+
+
+def traced_delivery(traceparent: str, destination: str, attempt: int):
+    """A `tspipe.deliver` span in the trace of the callback the job came from (tracing on only).
+
+    The aiohttp client instrumentation puts the POST itself under it.
+    """
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    return trace.get_tracer("tspipe.deliver").start_as_current_span(
+        "tspipe.deliver", context=parent, attributes={"tspipe.destination": destination, "tspipe.attempt": attempt})

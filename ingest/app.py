@@ -16,11 +16,12 @@ import time
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
+import msgspec
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from config import Settings
+from config import Settings, tracing
 from ingest.archive_api import setup_archive_api
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
@@ -30,6 +31,7 @@ from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
 from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
+from ingest.stats_api import setup_stats_api
 from ingest.read_access import NO_TOKEN_HINT, NO_TOKEN_WARNING
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
@@ -82,6 +84,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
+def _traced_submit(submit):
+    """Tracing on: each Record carries its POST's trace context to the worker (see config/tracing.py)."""
+    from opentelemetry.propagate import inject
+
+    def traced(record: Record):
+        carrier: dict[str, str] = {}
+        inject(carrier)
+        return submit(msgspec.structs.replace(record, traceparent=carrier.get("traceparent")))
+
+    return traced
+
+
 def _closing_error(status: int, message: str) -> web.Response:
     """An error after which the connection is closed: its body is still arriving and is not wanted."""
     response = _json_error(status, message)
@@ -108,6 +122,8 @@ def callback_handler(app: web.Application) -> Handler:
     verifier = app[VERIFIER_KEY]
     verify = verifier.verify if verifier.enabled else None
     submit = app[BATCHER_KEY].submit
+    if tracing.active():
+        submit = _traced_submit(submit)
     metrics = app[METRICS_KEY]
     count = metrics.count_request
     body_timeout = settings.body_timeout_seconds
@@ -238,6 +254,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             log.warning("spool left for the next start", spool_bytes=publisher.spool.size)
     await publisher.close()
     await app[REDIS_KEY].aclose()
+    tracing.flush()
 
 
 async def _write_pending(app: web.Application) -> None:
@@ -254,6 +271,9 @@ def create_app(settings: Settings) -> web.Application:
     """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
     if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: the ingress needs a Redis to write to (or use `tspipe run`)")
+    # Traces only when OTEL_EXPORTER_OTLP_ENDPOINT is set; the instrumentation must precede the app.
+    if tracing.setup("tspipe-web"):
+        tracing.instrument_aiohttp_server()
     # client_max_size is a second guard; _read_body answers 413 itself with a JSON error.
     # No middleware: see ingest/request_counts.py for how requests are counted.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
@@ -279,6 +299,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_query_api(app, settings)
     setup_archive_api(app, settings)
     setup_optout_check(app, settings)
+    setup_stats_api(app, settings)
     setup_dashboard(app, settings)
     setup_openapi(app)
     answer_unrouted(app)

@@ -56,8 +56,12 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
             pipe.zcard(keys.OPTOUT_INDEX)
             pipe.hlen(keys.JOURNAL)
             pipe.llen(keys.JOURNAL_STUCK)
+            pipe.get(keys.QUARANTINE_BYTES)
+            pipe.get(keys.DEADLETTER_BYTES)
+            pipe.zcard(keys.PENDING_INDEX)
             archive_backlog.queue_gauges(pipe)
-            fields, depth, quarantined, dead, optouts, journalled, stuck, *backlog = await pipe.execute()
+            (fields, depth, quarantined, dead, optouts, journalled, stuck, quarantine_bytes, dead_bytes, pending,
+             *backlog) = await pipe.execute()
     except (aioredis.RedisError, OSError, TimeoutError):
         return b"# TYPE tspipe_cluster_up gauge\ntspipe_cluster_up 0\n"
     gauges = {
@@ -69,6 +73,11 @@ async def cluster_metrics(client: aioredis.Redis, queue: str) -> bytes:
         # Batches queued and not yet applied (about the queue depth when healthy), and ones that kept failing.
         "tspipe_journal_batches": journalled,
         "tspipe_journal_stuck": stuck,
+        # What the byte caps (TSPIPE_QUARANTINE_MAX_BYTES, TSPIPE_DEADLETTER_MAX_BYTES) are measured against.
+        "tspipe_quarantine_bytes": int(quarantine_bytes or 0),
+        "tspipe_deadletter_bytes": int(dead_bytes or 0),
+        # Messages not final yet, within the status API's 12 h window: what reconciliation may poll.
+        "tspipe_pending_messages": pending,
         # The archive's backlog: batches waiting for PostgreSQL, their bytes, the oldest one's age (the lag).
         **archive_backlog.gauges(backlog),
     }

@@ -27,6 +27,7 @@ STATIC = Path(__file__).parent / "static"
 _SERIES = re.compile(r'^tspipe_events_total\{(.*)\}$')
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 LATEST = 10
+UPLOT = "1.6.32"  # ingest/static/vendor: uPlot's dist files from its npm package, with its MIT licence
 
 
 def _entry(raw: bytes) -> dict:
@@ -63,6 +64,16 @@ def _event(raw: bytes) -> dict:
     }
 
 
+def _alert(raw: bytes) -> dict:
+    try:
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    keep = ("event_id", "dimension", "key", "label", "delivery_rate", "baseline_rate", "final", "description",
+            "occurred_at")
+    return {k: v for k, v in data.items() if k in keep} if isinstance(data, dict) else {}
+
+
 async def snapshot(client: aioredis.Redis, queue: str, now: float | None = None) -> dict:
     """Everything the page shows, read in one pipeline."""
     now = time.time() if now is None else now
@@ -76,7 +87,8 @@ async def snapshot(client: aioredis.Redis, queue: str, now: float | None = None)
     pipe.llen(keys.QUARANTINE)
     pipe.lrange(keys.QUARANTINE, 0, 4)
     pipe.lrange(keys.RECENT_EVENTS, 0, LATEST - 1)
-    metrics, depth, optouts_today, dlq_size, dlq_latest, q_size, q_latest, recent = await pipe.execute()
+    pipe.lrange(keys.ALERTS, 0, LATEST - 1)
+    metrics, depth, optouts_today, dlq_size, dlq_latest, q_size, q_latest, recent, alerts = await pipe.execute()
 
     total = 0
     by_channel: dict[str, dict[str, int]] = {}
@@ -103,11 +115,13 @@ async def snapshot(client: aioredis.Redis, queue: str, now: float | None = None)
         "deadletters": {"count": dlq_size, "latest": [_entry(x) for x in dlq_latest]},
         "quarantine": {"count": q_size, "latest": [_entry(x) for x in q_latest]},
         "latest_events": [_event(x) for x in recent],
+        "alerts": [_alert(x) for x in alerts],
     }
 
 
 def setup_dashboard(app: web.Application, settings: Settings) -> None:
-    """GET / and /dashboard (the page), /dashboard/app.js, /dashboard/data.json; token-protected when set."""
+    """GET / and /dashboard (the page), /dashboard/app.js, /dashboard/data.json, /dashboard/insight (charts);
+    token-protected when set."""
     token = settings.api_token
 
     use_store_client(app, settings)
@@ -125,6 +139,14 @@ def setup_dashboard(app: web.Application, settings: Settings) -> None:
     async def script(_: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "dashboard.js")
 
+    async def insight_page(_: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "insight.html", headers={"Cache-Control": "no-store"})
+
+    def asset(path: Path):
+        async def serve(_: web.Request) -> web.StreamResponse:
+            return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+        return serve
+
     async def data(request: web.Request) -> web.Response:
         try:
             body = await snapshot(request.app[STORE_KEY], settings.queue)
@@ -136,3 +158,8 @@ def setup_dashboard(app: web.Application, settings: Settings) -> None:
     add_get(app, "/dashboard", guarded(page))
     add_get(app, "/dashboard/app.js", script)
     add_get(app, "/dashboard/data.json", guarded(data))
+    # Delivery insight: charts of GET /v1/stats, drawn by the vendored uPlot (no CDN).
+    add_get(app, "/dashboard/insight", guarded(insight_page))
+    add_get(app, "/dashboard/insight.js", asset(STATIC / "insight.js"))
+    add_get(app, "/dashboard/vendor/uplot.min.js", asset(STATIC / "vendor" / f"uplot-{UPLOT}.min.js"))
+    add_get(app, "/dashboard/vendor/uplot.min.css", asset(STATIC / "vendor" / f"uplot-{UPLOT}.min.css"))

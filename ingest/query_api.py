@@ -9,6 +9,8 @@ loopback clients only when it is not (ingest/read_access.py).
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 from aiohttp import web
 
@@ -17,10 +19,12 @@ from ingest.archive_api import archived_transaction
 from ingest.read_access import STORE_KEY, store_errors_as_503, token_denied, use_store_client
 from store.erasure import optout_digest
 from ingest.request_counts import add_get
-from store import keys
+from store import keys, message
 from store.optouts import optout_from_hash
 
 PAGE_MAX = 1000
+CURSOR_DIGITS = 15
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -41,18 +45,13 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         if denied := token_denied(request, token):
             return denied
         ref = request.match_info["reference_id"]
-        pipe = request.app[STORE_KEY].pipeline(transaction=False)
-        pipe.hget(keys.STATE.format(reference_id=ref), "event")
-        pipe.lrange(keys.HISTORY.format(reference_id=ref), 0, -1)
-        state, history = await pipe.execute()
-        if state is None:
+        found = await message.read_async(request.app[STORE_KEY], ref)
+        if found is None:
             archived = await archived_transaction(request.app, ref)
             if archived is not None:
                 return web.Response(body=archived, content_type="application/json")
             return _error(404, f"unknown reference_id {ref!r}")
-        body = b'{"reference_id":' + msgspec.json.encode(ref) + b',"state":' + state
-        body += b',"history":[' + b",".join(history) + b"]}"
-        return web.Response(body=body, content_type="application/json")
+        return _json(found)
 
     async def optout(request: web.Request) -> web.Response:
         if denied := token_denied(request, token):
@@ -70,13 +69,12 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
     async def optouts(request: web.Request) -> web.Response:
         if denied := token_denied(request, token):
             return denied
-        try:
-            offset = int(request.query.get("cursor") or 0)
-            limit = min(int(request.query.get("limit") or 100), PAGE_MAX)
-            if offset < 0 or limit < 1:
-                raise ValueError
-        except ValueError:
-            return _error(400, "cursor and limit must be non-negative integers")
+        cursor, size = request.query.get("cursor") or "0", request.query.get("limit") or "100"
+        # Digits only (int() would take " 5", "+5", "5_0"), and a cursor this API could have given:
+        # Redis answers an error, not an empty page, for an index past 64 bits.
+        if not (_DIGITS.fullmatch(cursor) and len(cursor) <= CURSOR_DIGITS and _DIGITS.fullmatch(size)) or size.strip("0") == "":
+            return _error(400, "cursor must be a next_cursor from this API and limit a positive integer")
+        offset, limit = int(cursor), min(int(size), PAGE_MAX)
         client = request.app[STORE_KEY]
         addresses = await client.zrange(keys.OPTOUT_INDEX, offset, offset + limit - 1)
         pipe = client.pipeline(transaction=False)

@@ -13,11 +13,13 @@ import msgspec
 INGEST_BATCH_TASK = "tspipe.ingest_batch"
 
 
-class Record(msgspec.Struct, array_like=True, frozen=True):
+class Record(msgspec.Struct, array_like=True, frozen=True, omit_defaults=True):
     body: bytes
     received_at: float  # Unix time, seconds, when the ingress accepted the body
     channel_hint: str | None = None
     request_id: str = ""
+    # W3C traceparent of the callback's POST, only when tracing is on (config/tracing.py); omitted otherwise.
+    traceparent: str | None = None
 
 
 _BATCH_ENCODER = msgspec.msgpack.Encoder()

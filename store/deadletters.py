@@ -11,14 +11,21 @@ and is what any writer can append to with one command. Sending entries back
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
 import redis
 
+from config import get_settings
 from store import keys
+from store.capped_list import DEADLETTERS
+
+# 128 MiB: about 100,000 failed ~1 KB events, before the oldest are dropped.
+MAX_BYTES = 128 * 1024 * 1024
 
 Kind = Literal["destination", "plugin", "autoreply"]
 
@@ -81,45 +88,57 @@ def encode(entry: DeadLetter) -> bytes:
     return _encoder.encode(entry)
 
 
-def add(client: redis.Redis, entry: DeadLetter) -> None:
-    add_raw(client, _encoder.encode(entry))
+def add(client: redis.Redis, entry: DeadLetter, max_bytes: int | None = None) -> None:
+    add_raw(client, _encoder.encode(entry), max_bytes)
 
 
-def add_raw(client: redis.Redis, raw: bytes) -> None:
-    """An entry already encoded as JSON, in the DeadLetter shape or the older {kind, payload, error, attempts}."""
-    client.lpush(keys.DEADLETTER, raw)
+def add_raw(client: redis.Redis, raw: bytes, max_bytes: int | None = None) -> None:
+    """An entry already encoded as JSON, in the DeadLetter shape or the older {kind, payload, error, attempts}.
+
+    Kept within TSPIPE_DEADLETTER_MAX_BYTES: the oldest entries are dropped
+    (counted in tspipe_deadletters_dropped_total, and logged) rather than let
+    a dead destination fill Redis.
+    """
+    DEADLETTERS.push(client, [raw], get_settings().deadletter_max_bytes if max_bytes is None else max_bytes)
 
 
-def _raw_entries(client: redis.Redis) -> list[tuple[bytes, DeadLetter]]:
-    out = []
-    for raw in client.lrange(keys.DEADLETTER, 0, -1):
-        try:
-            out.append((raw, _from_raw(raw)))
-        except msgspec.DecodeError:
-            continue  # an entry in another shape is left alone, never lost
-    return out
+def _raw_entries(client: redis.Redis) -> Iterator[tuple[bytes, DeadLetter]]:
+    """Every entry, oldest first, read a page at a time."""
+    for page in DEADLETTERS.pages(client, oldest_first=True):
+        for raw in page:
+            try:
+                yield raw, _from_raw(raw)
+            except msgspec.DecodeError:
+                continue  # an entry in another shape is left alone, never lost
 
 
-def list_entries(client: redis.Redis, target: str | None = None, kind: str | None = None) -> list[DeadLetter]:
-    entries = [e for _, e in _raw_entries(client)]
-    entries = [e for e in entries if (target is None or e.target == target) and (kind is None or e.kind == kind)]
-    return sorted(entries, key=lambda e: e.failed_at)
+def iter_entries(client: redis.Redis, target: str | None = None, kind: str | None = None) -> Iterator[DeadLetter]:
+    """Matching entries, oldest first, without holding the whole list."""
+    for _, entry in _raw_entries(client):
+        if (target is None or entry.target == target) and (kind is None or entry.kind == kind):
+            yield entry
+
+
+def list_entries(client: redis.Redis, target: str | None = None, kind: str | None = None,
+                 limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
+    """One page of matching entries, oldest first (all of them when limit is None)."""
+    stop = None if limit is None else offset + limit
+    return list(itertools.islice(iter_entries(client, target, kind), offset, stop))
+
+
+def count(client: redis.Redis) -> int:
+    return client.llen(keys.DEADLETTER)
 
 
 def remove(client: redis.Redis, entry_ids: list[str]) -> int:
     wanted = set(entry_ids)
-    raws = [raw for raw, e in _raw_entries(client) if e.id in wanted]
-    if not raws:
+    if not wanted:
         return 0
-    pipe = client.pipeline()
-    for raw in raws:
-        pipe.lrem(keys.DEADLETTER, 1, raw)
-    return sum(pipe.execute())
+    raws = [raw for raw, e in _raw_entries(client) if e.id in wanted]
+    return DEADLETTERS.remove(client, raws)
 
 
 def purge(client: redis.Redis, target: str | None = None) -> int:
     if target is None:
-        count = client.llen(keys.DEADLETTER)
-        client.delete(keys.DEADLETTER)
-        return count
-    return remove(client, [e.id for e in list_entries(client, target)])
+        return DEADLETTERS.purge(client)
+    return remove(client, [e.id for e in iter_entries(client, target)])

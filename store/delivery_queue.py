@@ -30,23 +30,25 @@ from store import keys
 ID_LEN = 32
 
 
-class Job(msgspec.Struct, frozen=True, array_like=True):
+class Job(msgspec.Struct, frozen=True, array_like=True, omit_defaults=True):
     attempt: int
     first_at: float
     body: bytes
+    # W3C traceparent of the fan-out span, only when tracing is on (config/tracing.py); omitted otherwise.
+    traceparent: str | None = None
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(Job).decode
 
 
-def new_job(body: bytes, attempt: int = 1, first_at: float | None = None) -> bytes:
-    return uuid.uuid4().hex.encode() + _encode(Job(attempt, first_at or time.time(), body))
+def new_job(body: bytes, attempt: int = 1, first_at: float | None = None, traceparent: str | None = None) -> bytes:
+    return uuid.uuid4().hex.encode() + _encode(Job(attempt, first_at or time.time(), body, traceparent))
 
 
 def next_attempt(raw: bytes, job: Job) -> bytes:
     """The same job (same id) one attempt further on."""
-    return raw[:ID_LEN] + _encode(Job(job.attempt + 1, job.first_at, job.body))
+    return raw[:ID_LEN] + _encode(Job(job.attempt + 1, job.first_at, job.body, job.traceparent))
 
 
 def job_id(raw: bytes) -> str:
@@ -126,7 +128,7 @@ table.insert(out, 1, wake)
 return out
 """
 
-# KEYS: inflight, leases, delayed, dead letters, ready, metrics. ARGV: destination name, then
+# KEYS: inflight, leases, delayed, dead letters, ready, metrics, dead letters' size in bytes. ARGV: destination name, then
 # groups of four: op, job id, a, b. Ops: 'ok' delivered; 'retry' (a = due time, b = next job);
 # 'dead' (a = dead-letter entry); 'back' (returned unsent, to the front of ready: a = job).
 # A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash
@@ -143,6 +145,8 @@ for i = 2, #ARGV, 4 do
       redis.call('ZADD', delayed, ARGV[i + 2], ARGV[i + 3])
     elseif op == 'dead' then
       redis.call('LPUSH', dlq, ARGV[i + 2])
+      -- Keep the byte count the cap is held to (store/capped_list.py); absent means "recount".
+      if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('INCRBY', KEYS[7], #ARGV[i + 2]) end
     elseif op == 'back' then
       redis.call('RPUSH', ready, ARGV[i + 2])
     end
@@ -170,7 +174,7 @@ def claim_keys(name: str, rate_window: int) -> list[str]:
 def settle_keys(name: str) -> list[str]:
     return [keys.DELIVERY_INFLIGHT.format(name=name), keys.DELIVERY_LEASES.format(name=name),
             keys.DELIVERY_DELAYED.format(name=name), keys.DEADLETTER, keys.DELIVERY_READY.format(name=name),
-            keys.METRICS]
+            keys.METRICS, keys.DEADLETTER_BYTES]
 
 
 def enqueue(client: redis.Redis, batches: Sequence[tuple[str, int, list[bytes]]]) -> list[int]:

@@ -7,20 +7,24 @@ Add new keys here, never as string literals elsewhere.
 
 PREFIX = "ts:"
 
-# Deduplication: one key per applied event id, with a TTL.
+# A tracked message's hot state, history and dedup set, in one msgpack string (see store/message.py).
+MESSAGE = PREFIX + "m:{reference_id}"
+# Deduplication of events without a reference id (those with one dedupe inside MESSAGE), with a TTL.
 DEDUP = PREFIX + "dedup:{event_id}"
-# Latest state of a message (hash) and its compact history (list), by reference id.
-STATE = PREFIX + "state:{reference_id}"
-HISTORY = PREFIX + "hist:{reference_id}"
+# Fan-out outbox: exists from apply until the event's fan-out is enqueued ('c' current, 's' stale).
+OUTBOX = PREFIX + "outbox:{event_id}"
 # Opt-out list: one hash per address, plus a sorted set of opted-out addresses for paging, scored
 # by when each opt-out was applied (not the event's own time: 'opt-outs today' on the dashboard).
 OPTOUT = PREFIX + "optout:{address}"
 OPTOUT_INDEX = PREFIX + "optouts"
-# Bodies that did not decode, with their reason (list, newest first).
+# Bodies that did not decode, with their reason (list, newest first), and the list's size in bytes.
 QUARANTINE = PREFIX + "quarantine"
-# Deliveries and plug-in calls that exhausted their attempts.
+QUARANTINE_BYTES = PREFIX + "quarantine:bytes"
+# Deliveries and plug-in calls that exhausted their attempts (list, newest first), and its size in bytes.
 DEADLETTER = PREFIX + "dlq"
-# Messages not yet final, scored by the time of their last event: reconciliation scans this.
+DEADLETTER_BYTES = PREFIX + "dlq:bytes"
+# Messages not yet final, scored by when their state last changed (our clock): reconciliation scans this,
+# and entries older than the status API's window leave it.
 PENDING_INDEX = PREFIX + "pending"
 # Cluster-wide counters the web process exposes on /metrics.
 METRICS = PREFIX + "metrics"
@@ -60,3 +64,7 @@ ARCHIVE_GROUP = "archive"
 # An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
 # TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
 OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"
+# Delivery-rate alerts (store/alerts.py): a claim per alert id (so each is raised once per window)
+# and the latest alerts, newest first, for the dashboard.
+ALERT_CLAIM = PREFIX + "alert:{event_id}"
+ALERTS = PREFIX + "alerts"

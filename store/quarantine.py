@@ -1,8 +1,10 @@
 """Quarantine storage: callback bodies that did not decode, with their reason.
 
-One Redis list (keys.QUARANTINE, newest first) of JSON entries, capped, so
-an operator can check a decoder fix against the real payloads that failed
-(`tspipe quarantine`). Written once per batch in one pipeline.
+One Redis list (keys.QUARANTINE, newest first) of JSON entries, so an
+operator can check a decoder fix against the real payloads that failed
+(`tspipe quarantine`). Capped in bytes (TSPIPE_QUARANTINE_MAX_BYTES) and in
+entries (TSPIPE_QUARANTINE_MAX), oldest dropped first (store/capped_list.py);
+written once per batch in one script call.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import msgspec
 import redis
 
 from store import keys
+from store.capped_list import QUARANTINE
+
+# 32 MiB: thousands of real failures (a callback is ~1 KB), but a flood of 64 KB junk cannot fill Redis.
+MAX_BYTES = 32 * 1024 * 1024
 
 
 class QuarantineEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,25 +38,35 @@ _DECODER = msgspec.json.Decoder(QuarantineEntry)
 _ENCODER = msgspec.json.Encoder()
 
 
-def add(client: redis.Redis, entries: Iterable[QuarantineEntry], max_entries: int) -> int:
-    """Keep bodies that failed to decode, newest first, capped; one pipeline for the batch."""
+def add(client: redis.Redis, entries: Iterable[QuarantineEntry], max_entries: int,
+        max_bytes: int = MAX_BYTES) -> int:
+    """Keep bodies that failed to decode, newest first, within the caps. Returns how many were added."""
     entries = list(entries)
     if not entries:
         return 0
-    pipe = client.pipeline(transaction=False)
-    pipe.lpush(keys.QUARANTINE, *[_ENCODER.encode(e) for e in entries])
-    pipe.ltrim(keys.QUARANTINE, 0, max_entries - 1)
-    pipe.hincrby(keys.METRICS, "tspipe_quarantined_total", len(entries))
-    pipe.execute()
+    client.hincrby(keys.METRICS, "tspipe_quarantined_total", len(entries))
+    QUARANTINE.push(client, [_ENCODER.encode(e) for e in entries], max_bytes, max_entries)
     return len(entries)
 
 
-def newest(client: redis.Redis, limit: int = 100) -> list[QuarantineEntry]:
-    return [_DECODER.decode(raw) for raw in client.lrange(keys.QUARANTINE, 0, limit - 1)]
+def decode(raw: bytes) -> QuarantineEntry:
+    return _DECODER.decode(raw)
+
+
+def newest(client: redis.Redis, limit: int = 100, offset: int = 0) -> list[QuarantineEntry]:
+    """One page, newest first."""
+    return [_DECODER.decode(raw) for raw in QUARANTINE.newest(client, limit, offset)]
+
+
+def find(client: redis.Redis, entry_id: str) -> QuarantineEntry | None:
+    """The newest entry with this id, paging through the list."""
+    for page in QUARANTINE.pages(client):
+        for raw in page:
+            entry = _DECODER.decode(raw)
+            if entry.id == entry_id:
+                return entry
+    return None
 
 
 def purge(client: redis.Redis) -> int:
-    pipe = client.pipeline()
-    pipe.llen(keys.QUARANTINE)
-    pipe.delete(keys.QUARANTINE)
-    return pipe.execute()[0]
+    return QUARANTINE.purge(client)

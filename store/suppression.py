@@ -1,11 +1,11 @@
 """The suppression list a sender uses before sending: bulk check, import from another system, export.
 
 It is the opt-out list itself (keys.OPTOUT hashes and the keys.OPTOUT_INDEX
-sorted set), not a copy: an imported opt-out is written with the fields and
-the rule of the batch apply script (a change applies only when it is newer
-than what is stored, CONTRACT section 4), so imports and callbacks order by
-time between them, an import is idempotent, and erasure treats an imported
-opt-out like any other.
+sorted set), not a copy: an imported row goes through the same Lua function
+as a STOP or START callback (store/optouts.OPTOUT_CHANGE: a change applies
+only when it is newer than what is stored, CONTRACT section 4), so imports
+and callbacks order by time between them, an import is idempotent, and
+erasure treats an imported opt-out like any other.
 
 Scripts take every key through KEYS; ARGV carries only values.
 """
@@ -13,7 +13,7 @@ Scripts take every key through KEYS; ARGV carries only values.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import hiredis
 import msgspec
@@ -21,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 
 from store import keys
+from store.optouts import OPTOUT_CHANGE
 
 # Most addresses one bulk check may ask about: one command, well under a millisecond of Redis time.
 CHECK_MAX = 1000
@@ -30,28 +31,18 @@ IMPORT_CHUNK = 2000
 # KEYS[1]: the opted-out index, KEYS[2]: the metrics hash, KEYS[2 + i]: row i's opt-out hash.
 # ARGV[1]: msgpack list of rows [address, action ('stop'|'start'), channel, keyword, ts, iso], oldest first;
 # ARGV[2]: now (unix seconds), when the import records its opt-outs.
-# The same rule and fields as the batch apply script's opt-out change: only a newer row applies, and the
-# index is scored by when tspipe recorded the opt-out (NX: a repeated STOP keeps the first time).
+# Each row goes through optout_change, the function the batch apply script uses for a STOP or START.
 # Returns {rows written, addresses opted out by them, addresses opted back in by them}.
-IMPORT = r"""
+IMPORT = OPTOUT_CHANGE + r"""
 local rows = cmsgpack.unpack(ARGV[1])
 local written, stopped, started = 0, 0, 0
 local changes = {stop = 0, start = 0}
 for i, r in ipairs(rows) do
   local address, action, channel, keyword, ts, iso = r[1], r[2], r[3], r[4], r[5], r[6]
-  local ok = KEYS[i + 2]
-  local cur = redis.call('HMGET', ok, 'ts', 'opted_out')
-  local prev = tonumber(cur[1])
-  if (not prev) or ts > prev then
-    local out = (action == 'stop') and 1 or 0
-    redis.call('HSET', ok, 'opted_out', out, 'channel', channel, 'keyword', keyword, 'ts', ts, 'updated_at', iso)
-    if out == 1 then
-      redis.call('ZADD', KEYS[1], 'NX', ARGV[2], address)
-      if cur[2] ~= '1' then stopped = stopped + 1 end
-    else
-      redis.call('ZREM', KEYS[1], address)
-      if cur[2] == '1' then started = started + 1 end
-    end
+  local wrote, before = optout_change(KEYS[i + 2], KEYS[1], address, action, channel, keyword, ts, iso, ARGV[2])
+  if wrote then
+    if action == 'stop' and before ~= '1' then stopped = stopped + 1 end
+    if action == 'start' and before == '1' then started = started + 1 end
     changes[action] = changes[action] + 1
     written = written + 1
   end
@@ -73,7 +64,7 @@ class Suppressed(msgspec.Struct, frozen=True, kw_only=True):
     """
 
     address: str
-    recorded_at: str
+    recorded_at: str | None  # None for an erased address (its opt-out kept as a keyed hash)
 
 
 class ImportRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,24 +144,55 @@ def check(client: redis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
     return check_answer(addresses, client.zmscore(keys.OPTOUT_INDEX, list(addresses)))
 
 
-async def check_async(client: aioredis.Redis, addresses: Sequence[str]) -> list[Suppressed]:
-    """The web process's bulk check: one packed command on one pooled connection, one round trip."""
+# KEYS: for each address asked about, its opt-out hash then its keyed-hash record (2 keys per address).
+# Returns the 1-based positions of the addresses that have no opt-out hash but whose keyed record says
+# opted out: erasure (store/erasure.py) keeps an opt-out only there, and GET /v1/opt-outs/{address}
+# falls back to it the same way (the plain hash, when there is one, decides).
+CHECK_ERASED = r"""
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('HGET', KEYS[i + 1], 'opted_out') == '1' then
+    out[#out + 1] = (i + 1) / 2
+  end
+end
+return out
+"""
+
+
+async def check_async(client: aioredis.Redis, addresses: Sequence[str],
+                      erased_key: Callable[[str], str] | None = None) -> list[Suppressed]:
+    """The web process's bulk check: packed commands on one pooled connection, one round trip.
+
+    `erased_key(address)` names the keyed-hash record where erasure keeps an
+    address's opt-out once the address itself is gone (TSPIPE_ERASURE_KEY set);
+    those are looked up by a second command in the same packet. Such an entry
+    has no `recorded_at`: the index that held it forgot the address.
+    """
     if not addresses:
         return []
-    packed = check_command(addresses)
+    packed = [check_command(addresses)]
+    if erased_key is not None:
+        pairs = [key for address in addresses for key in (keys.OPTOUT.format(address=address), erased_key(address))]
+        packed.append(hiredis.pack_command(("EVAL", CHECK_ERASED, len(pairs), *pairs)))
     pool = client.connection_pool
     connection = await pool.get_connection()
     try:
         await connection.send_packed_command(packed)
-        scores = await connection.read_response()
+        replies = [await connection.read_response() for _ in packed]
     except BaseException:
         await connection.disconnect()  # a half-read answer must not reach the next user of this connection
         raise
     finally:
         await pool.release(connection)
-    if isinstance(scores, Exception):
-        raise scores
-    return check_answer(addresses, scores)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    if len(replies) == 1:
+        return check_answer(addresses, replies[0])
+    erased = {int(position) - 1 for position in replies[1]}
+    return [Suppressed(address=address, recorded_at=iso_time(float(score)) if score is not None else None)
+            for index, (address, score) in enumerate(zip(addresses, replies[0]))
+            if score is not None or index in erased]
 
 
 def import_rows(client: redis.Redis, rows: Iterable[ImportRow]) -> ImportResult:

@@ -32,6 +32,7 @@ from tspipe.cmd_optouts import optouts  # noqa: E402
 from tspipe.cmd_quarantine import quarantine  # noqa: E402
 from tspipe.cmd_run import run_command  # noqa: E402
 from tspipe.cmd_samples import send_samples_command  # noqa: E402
+from tspipe.cmd_stats import stats_command  # noqa: E402
 from tspipe.cmd_web import web_command  # noqa: E402
 from tspipe.cmd_worker import beat, flower, worker  # noqa: E402
 from tspipe.cmd_deliver import deliver_command  # noqa: E402
@@ -53,6 +54,7 @@ cli.add_command(erase_command)
 cli.add_command(optouts)
 cli.add_command(deliver_command)
 cli.add_command(destinations_group)
+cli.add_command(stats_command)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import signal
 
 import click
 
-from config import ConfigError
+from config import ConfigError, tracing
 from config.logging import configure_logging
 from tspipe.context import settings_or_exit
 
@@ -30,6 +30,9 @@ def deliver_command() -> None:
         click.echo(f"tspipe deliver: {exc}", err=True)
         raise SystemExit(2) from None
     configure_logging(settings)
+    # Traces only when OTEL_EXPORTER_OTLP_ENDPOINT is set; the client instrumentation precedes the sessions.
+    if tracing.setup("tspipe-deliver"):
+        tracing.instrument_aiohttp_client()
     from deliver.engine import Engine
 
     engine = Engine(destinations, settings.redis_url, lease_grace=settings.delivery_lease_grace_seconds)
@@ -46,3 +49,4 @@ def deliver_command() -> None:
         asyncio.run(main())
     else:
         uvloop.run(main())
+    tracing.flush()

@@ -26,14 +26,18 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--destination", "target", help="Only entries for this destination or plug-in.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON entry per line.")
-def list_cmd(target: str | None, as_json: bool) -> None:
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Most entries shown (default: all, read a page at a time).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Matching entries skipped first.")
+def list_cmd(target: str | None, as_json: bool, limit: int | None, offset: int) -> None:
     """List dead letters, oldest first."""
+    import itertools
+
     from store import deadletters
 
-    entries = deadletters.list_entries(_client(), target)
-    if not entries and not as_json:
-        click.echo(f"no dead letters{f' for {target}' if target else ''}")
-    for entry in entries:
+    stop = None if limit is None else offset + limit
+    shown = 0
+    for entry in itertools.islice(deadletters.iter_entries(_client(), target), offset, stop):
+        shown += 1
         if as_json:
             click.echo(msgspec.json.encode(entry).decode())
         else:
@@ -41,6 +45,9 @@ def list_cmd(target: str | None, as_json: bool) -> None:
             event_id, webhook_id = _ids(entry)
             click.echo(f"{entry.id}  {entry.kind:<11} {entry.target:<20} event={event_id}  webhook-id={webhook_id}  "
                        f"attempts={entry.attempts}  {when}  {entry.error}")
+    if not shown and not as_json:
+        where = f" for {target}" if target else ""
+        click.echo(f"no dead letters{where}" if offset == 0 else f"no dead letters{where} past the first {offset}")
 
 
 def _ids(entry) -> tuple[str, str]:

@@ -41,12 +41,13 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
-@click.option("--limit", "-n", default=50, show_default=True, help="Most entries shown, newest first.")
-def list_(limit: int) -> None:
-    """List quarantined bodies, newest first."""
-    entries = _run(lambda: _store().quarantined(limit))
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True, help="Most entries shown, newest first.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Newest entries skipped first (the next page).")
+def list_(limit: int, offset: int) -> None:
+    """List quarantined bodies, newest first, a page at a time."""
+    entries = _run(lambda: _store().quarantined(limit, offset))
     if not entries:
-        click.echo("quarantine is empty")
+        click.echo("quarantine is empty" if offset == 0 else f"no entries past the first {offset}")
         return
     for e in entries:
         click.echo(f"{e.id}  {_when(e.received_at)}  {e.reason}")
@@ -56,18 +57,18 @@ def list_(limit: int) -> None:
 @click.argument("entry_id")
 def show(entry_id: str) -> None:
     """Show one quarantined body and why it failed."""
-    entries = _run(lambda: _store().quarantined(10**9))
-    for e in entries:
-        if e.id == entry_id:
-            click.echo(f"id:          {e.id}\nreason:      {e.reason}\nreceived_at: {_when(e.received_at)}")
-            click.echo(f"request_id:  {e.request_id or '-'}\nchannel:     {e.channel_hint or '-'}")
-            if e.body is not None:
-                click.echo("body:\n" + e.body)
-            else:
-                click.echo(f"body (not UTF-8, {len(base64.b64decode(e.body_b64 or ''))} bytes, base64):\n{e.body_b64}")
-            return
-    click.echo(f"tspipe: no quarantined body with id {entry_id!r}", err=True)
-    sys.exit(1)
+    from store import quarantine as stored
+
+    e = _run(lambda: stored.find(_store().client, entry_id))
+    if e is None:
+        click.echo(f"tspipe: no quarantined body with id {entry_id!r}", err=True)
+        sys.exit(1)
+    click.echo(f"id:          {e.id}\nreason:      {e.reason}\nreceived_at: {_when(e.received_at)}")
+    click.echo(f"request_id:  {e.request_id or '-'}\nchannel:     {e.channel_hint or '-'}")
+    if e.body is not None:
+        click.echo("body:\n" + e.body)
+    else:
+        click.echo(f"body (not UTF-8, {len(base64.b64decode(e.body_b64 or ''))} bytes, base64):\n{e.body_b64}")
 
 
 @quarantine.command()

@@ -45,6 +45,9 @@ def run_command(no_beat: bool) -> None:
     except AlreadyRunning as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
+    except OSError as exc:
+        click.echo(f"tspipe run: cannot use TSPIPE_DATA_DIR ({settings.data_dir}): {exc.strerror or exc}", err=True)
+        sys.exit(2)
     printer = Printer(sys.stdout)
     env = dict(os.environ)
     if settings.log_format == "auto" and sys.stdout.isatty():

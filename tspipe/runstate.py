@@ -12,15 +12,18 @@ stale run.json left by a `kill -9` is never believed.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
+import time
 from pathlib import Path
 
 import msgspec
 
+from pipeline.errors import TspipeError
+
 LOCK_FILE = "run.lock"
 STATE_FILE = "run.json"
+PROBE_RETRIES = 4
 
 
 class RunState(msgspec.Struct, frozen=True):
@@ -29,7 +32,7 @@ class RunState(msgspec.Struct, frozen=True):
     redis_url: str | None = None
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(TspipeError):
     """Another `tspipe run` holds the data directory's lock."""
 
     def __init__(self, state: RunState | None) -> None:
@@ -49,15 +52,18 @@ class RunLock:
         """Take the lock or raise AlreadyRunning (with the owner's pid and URL); never blocks."""
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+        for _ in range(PROBE_RETRIES):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return self
+            except BlockingIOError:
+                time.sleep(0.05)  # maybe only another command's live_run() probe, held for microseconds
+            except OSError:
+                os.close(fd)
                 raise
-            raise AlreadyRunning(_read_state(self.dir)) from None
-        self._fd = fd
-        return self
+        os.close(fd)
+        raise AlreadyRunning(_read_state(self.dir))
 
     def record(self, state: RunState) -> None:
         """Publish where this run's web process and Redis are (written whole, then renamed)."""

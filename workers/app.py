@@ -10,11 +10,11 @@ import logging
 
 from celery import Celery
 from celery.app import trace
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu import Queue
 from kombu.serialization import register
 
-from config import Settings, get_settings
+from config import Settings, get_settings, tracing
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
@@ -76,6 +76,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "schedule": 3600.0,
             "options": {"queue": settings.queue, "expires": 3600.0},
         }
+        app.conf.beat_schedule["tspipe-alerts"] = {
+            "task": "tspipe.alerts",
+            "schedule": float(settings.alert_interval_seconds),
+            "options": {"queue": settings.queue, "expires": float(settings.alert_interval_seconds)},
+        }
+    app.conf.include.append("workers.alerts")
     return app
 
 
@@ -95,6 +101,18 @@ class _NoPerTaskLines(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.msg not in (trace.LOG_RECEIVED, trace.LOG_SUCCESS)
+
+
+@worker_process_init.connect
+def _tspipe_tracing(**_: object) -> None:
+    """Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set: per worker process, after the fork (config/tracing.py)."""
+    if tracing.setup("tspipe-worker"):
+        tracing.setup_celery_worker()
+
+
+@worker_process_shutdown.connect
+def _tspipe_tracing_flush(**_: object) -> None:
+    tracing.flush()
 
 
 @setup_logging.connect

@@ -18,7 +18,7 @@ import redis
 from celery import Celery, current_app, current_task, shared_task
 
 from config import get_settings
-from store import connection, deadletters, delivery_queue, keys
+from store import connection, deadletters, delivery_queue
 from workers.destinations import Destination, by_name
 
 DELIVER_TASK = "tspipe.deliver"
@@ -35,26 +35,25 @@ def celery_app() -> Celery:
 
 
 def enqueue(client: redis.Redis, bodies: Sequence[tuple[Destination, list[bytes]]], first_at: float | None = None,
-            attempt: int = 1) -> int:
+            attempt: int = 1, traceparents: Sequence[Sequence[str | None]] | None = None) -> int:
     """Queue each body for its destination (one round trip for all); returns how many were queued.
 
     A destination already holding `max_queued` deliveries takes no more: the
     rest are dead-lettered with the reason, so nothing is dropped silently.
+    `traceparents` (tracing on) gives each body's trace context, in the same shape as `bodies`.
     """
     now = first_at or time.time()
-    batches = [(dest.name, dest.max_queued, [delivery_queue.new_job(b, attempt, now) for b in group])
-               for dest, group in bodies if group]
+    traces = traceparents or [[None] * len(group) for _, group in bodies]
+    batches = [(dest.name, dest.max_queued, [delivery_queue.new_job(b, attempt, now, t) for b, t in zip(group, trace)])
+               for (dest, group), trace in zip(bodies, traces) if group]
     taken = delivery_queue.enqueue(client, batches)
     overflow = []
     for (dest, group), count in zip([(d, g) for d, g in bodies if g], taken):
         overflow += [deadletters.new_entry("destination", dest.name, body,
                                            f"not queued: {dest.max_queued} deliveries already wait for this destination "
                                            "(max_queued)", 0) for body in group[count:]]
-    if overflow:
-        pipe = client.pipeline(transaction=False)
-        for entry in overflow:
-            pipe.lpush(keys.DEADLETTER, deadletters.encode(entry))
-        pipe.execute()
+    for entry in overflow:
+        deadletters.add(client, entry)  # within TSPIPE_DEADLETTER_MAX_BYTES
     return sum(taken)
 
 

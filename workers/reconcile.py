@@ -32,10 +32,11 @@ from celery import shared_task
 
 from config import Settings, get_settings
 from store import connection, keys, locks
+from store.state import PENDING_WINDOW_SECONDS
 
 log = structlog.get_logger("tspipe.reconcile")
 
-STATUS_WINDOW_SECONDS = 12 * 3600
+STATUS_WINDOW_SECONDS = PENDING_WINDOW_SECONDS
 RECONCILE_TASK = "tspipe.reconcile"
 HTTP_TIMEOUT_S = 10.0
 # The longest one poll may take: messaging, then verify, each bounded by the timeout.

@@ -14,14 +14,16 @@ import base64
 import hashlib
 import logging
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 
 import msgspec
 import structlog
 
 import pipeline
-from config import get_settings
+from config import get_settings, tracing
 from config.keywords import keyword_map
+from pipeline.keywords import DEFAULT_MAP
 from pipeline.errors import InvalidCallback
 from pipeline.event import Event
 from pipeline.record import INGEST_BATCH_TASK, Record, decode_batch
@@ -101,6 +103,7 @@ def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineE
     bad: list[QuarantineEntry] = []
     decode = pipeline.decode
     keywords = keyword_map(get_settings().keywords)
+    keywords = None if keywords is DEFAULT_MAP else keywords  # decode's own fast path for the default map
     for record in records:
         try:
             received = datetime.fromtimestamp(record.received_at, tz=timezone.utc)
@@ -113,31 +116,47 @@ def decode_records(records: list[Record]) -> tuple[list[Event], list[QuarantineE
     return events, bad
 
 
-def apply_and_fan_out(store: Store, events: list[Event]) -> list[Event]:
+def apply_and_fan_out(store: Store, events: list[Event], spans=None) -> list[Event]:
     """Apply, fan out, then confirm: a crash in between re-fans-out on redelivery, never drops.
 
     Returns the newly applied events. Duplicates whose fan-out was never
     confirmed are fanned out again (at-least-once; receivers dedupe on webhook-id).
+    `spans` (workers/traced.py) is given only when tracing is on.
     """
     if not fanout.has_targets():
-        return store.apply_batch_with_outbox(events, outbox=False)[0]
-    applied, unconfirmed = store.apply_batch_with_outbox(events)
-    fanout.fan_out(applied + unconfirmed, store.client)
-    store.confirm_fanout(applied + unconfirmed)
-    return applied
+        with spans.apply(events) if spans is not None else nullcontext():
+            return store.apply_batch_with_outbox(events, outbox=False).new
+    with spans.apply(events) if spans is not None else nullcontext():
+        result = store.apply_batch_with_outbox(events)
+    fanout.fan_out(result.new + result.unconfirmed, store.client, spans.fan_out if spans is not None else None,
+                   current=result.current)
+    store.confirm_fanout(result.new + result.unconfirmed)
+    return result.new
 
 
 def process_batch(blob: bytes, store: Store | None = None) -> list[Event]:
     """Decode, quarantine, apply, queue auto-replies, fan out. Returns the newly applied events."""
     store = store or get_store()
     records = decode_batch(blob)
-    events, bad = decode_records(records)
+    if tracing.active():
+        from workers.traced import BatchSpans
+
+        spans = BatchSpans(records)
+        try:
+            return _process(store, blob, records, spans)
+        finally:
+            spans.end()
+    return _process(store, blob, records, None)
+
+
+def _process(store: Store, blob: bytes, records: list[Record], spans) -> list[Event]:
+    events, bad = decode_records(records) if spans is None else spans.decode(records, decode_records)
     # Before applying: a worker killed after applying would otherwise leave the batch applied but
     # never archived (its redelivery is all duplicates). The archive is idempotent on event_id.
     if events:
         queue_for_archive(store, blob, len(records))
     store.quarantine(bad)
-    applied = apply_and_fan_out(store, events)
+    applied = apply_and_fan_out(store, events, spans)
     # Replies are queued for every event that asks for one, duplicates included:
     # the auto-reply task claims the event id, so only one ever sends, and a
     # crash between apply and enqueue cannot lose the reply.

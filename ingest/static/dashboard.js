@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   var token = new URLSearchParams(location.search).get("token");
+  var insight = document.getElementById("insight-link");
+  if (token && insight) { insight.search = "?token=" + encodeURIComponent(token); }
   var previous = null;
 
   function text(id, value) { document.getElementById(id).textContent = value === null || value === undefined ? "–" : String(value); }

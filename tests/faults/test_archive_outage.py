@@ -83,7 +83,10 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
             if not stopped and elapsed >= DOWN_AT_S:
                 pg.stop()  # pg_ctl stop: every connection is cut
                 stopped = True
+                queue_at_stop, sent_at_stop = client.llen("tspipe.ingest"), n
             if stopped and not restarted and elapsed >= DOWN_AT_S + DOWN_FOR_S:
+                applied_while_down = (n - sent_at_stop) / BATCH - (client.llen("tspipe.ingest") - queue_at_stop)
+                sent_while_down = (n - sent_at_stop) / BATCH
                 pg.start()
                 restarted = True
             records = []
@@ -104,6 +107,10 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
             assert time.monotonic() < deadline, f"archive did not catch up: backlog {backlog.size()}"
             time.sleep(0.25)
         caught_up_s = time.monotonic() - began - DOWN_AT_S - DOWN_FOR_S
+        with psycopg.connect(url) as conn:  # who is connected while the stack runs: the archive writer only
+            clients = {name for (name,) in conn.execute(
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                "AND pid <> pg_backend_pid()")}
     finally:
         for proc in (worker, archiver):
             proc.terminate()
@@ -124,6 +131,10 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
     assert not doubled, f"{len(doubled)} events archived twice"
     assert archived == expected
     assert peak_backlog > 0  # the events did wait in Redis
-    # The workers were not held up by PostgreSQL: their queue stayed short throughout the outage.
-    assert worst_queue < RATE * 5 / BATCH, worst_queue
+    # The workers were not held up by PostgreSQL: they kept applying batches throughout the outage.
+    # (A worker waiting on PostgreSQL applies none; a loaded 2-core machine can still lag the producer,
+    # so this compares the worker's progress, not its queue length, with what was sent.)
+    assert applied_while_down >= 0.25 * sent_while_down, (applied_while_down, sent_while_down, worst_queue)
     assert b"PostgreSQL unavailable" in (tmp_path / "archive.log").read_bytes()
+    # No worker ever connects to PostgreSQL: only the archive writer does.
+    assert clients == {"tspipe-archive"}, clients

@@ -2,7 +2,8 @@
 
 - One of three destinations accepts connections and never answers: the other two keep their lag, and the
   `tspipe worker` that applies callbacks keeps applying them (before the engine, each hanging delivery held
-  one of the worker's two processes for the destination's timeout: healthy lag went from 12 ms to 14 s).
+  one of the worker's two processes for the destination's timeout: healthy lag went from 12 ms to 14 s
+  with a 5 s timeout).
 - An engine SIGKILLed with deliveries in flight loses none: their leases run out and another engine sends them.
 """
 
@@ -50,6 +51,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
+def _applied(client: redis.Redis) -> int:
+    """Events applied so far, from the workers' counters (one HGETALL, not a scan of the dedup keys)."""
+    return sum(int(v) for k, v in client.hgetall(keys.METRICS).items() if k.startswith(b"tspipe_events_total"))
+
+
 def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else (values[0] if values else 0.0)
 
@@ -70,7 +76,8 @@ def test_hanging_destination_costs_the_others_nothing(redis_url: str, tmp_path: 
 
     client = redis.Redis.from_url(redis_url)
     with HttpServer(healthy("a")) as a, HttpServer(hang) as b, HttpServer(healthy("c")) as c:
-        env = _env(redis_url, tmp_path, [dest("a", a), dest("b", b, timeout=5, max_attempts=2), dest("c", c)])
+        # b's timeout is long, so a hanging delivery that held up the others would cost them 20 s.
+        env = _env(redis_url, tmp_path, [dest("a", a), dest("b", b, timeout=20, max_attempts=2), dest("c", c)])
         worker = _start(["worker", "--concurrency=2"], env, tmp_path / "worker.log")
         engine = _start(["deliver"], env, tmp_path / "deliver.log")
         try:
@@ -80,26 +87,31 @@ def test_hanging_destination_costs_the_others_nothing(redis_url: str, tmp_path: 
             assert wait_for(lambda: len(lags["a"]) >= 3 and len(lags["c"]) >= 3, timeout=60)
             lags["a"].clear()
             lags["c"].clear()
-            callbacks = unique_callbacks(1200)
+            callbacks = unique_callbacks(400)
             started = time.monotonic()
-            for i in range(0, len(callbacks), 20):  # ~300 callbacks/s for 4 s, as the ingress queues them
-                enqueue(client, [Record(body, time.time(), ch) for ch, body in callbacks[i:i + 20]])
-                time.sleep(max(0.0, started + (i + 20) / 300 - time.monotonic()))
+            for i in range(0, len(callbacks), 10):  # 100 callbacks/s for 4 s, as the ingress queues them
+                enqueue(client, [Record(body, time.time(), ch) for ch, body in callbacks[i:i + 10]])
+                time.sleep(max(0.0, started + (i + 10) / 100 - time.monotonic()))
             total = len(callbacks) + len(warm)
-            applied = wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) == total, timeout=20)
-            delivered = wait_for(lambda: len(lags["a"]) >= len(callbacks) and len(lags["c"]) >= len(callbacks), timeout=20)
+            applied = wait_for(lambda: _applied(client) == total, timeout=30)
+            delivered = wait_for(lambda: len(lags["a"]) >= len(callbacks) and len(lags["c"]) >= len(callbacks), timeout=30)
             hanging = len(b.calls)
         finally:
-            _stop(engine)
+            engine.kill()  # its 16 requests to b would hold a graceful stop for 5 s
+            engine.wait(10)
             _stop(worker)
     everything = lags["a"] + lags["c"]
+    metrics = {k.decode(): v.decode() for k, v in client.hgetall(keys.METRICS).items() if b"lag_seconds" in k}
+    applied_within = {le: metrics.get(f'tspipe_processing_lag_seconds_bucket{{le="{le}"}}') for le in ("0.1", "1.0", "5.0")}
     print(f"\n[fault hanging-destination] callbacks={len(callbacks)} hanging_requests={hanging} "
           f"healthy_posts={len(everything)} healthy_lag_p50={statistics.median(everything):.3f}s "
-          f"healthy_lag_p99={_p99(everything):.3f}s")
-    assert applied and delivered
+          f"healthy_lag_p99={_p99(everything):.3f}s applied_within={applied_within}")
+    assert applied and delivered  # callbacks kept being applied, and every healthy webhook went out
     assert hanging >= 16  # the hanging destination had its whole share of requests stuck
-    # Generous for a loaded machine, and far below the 5 s that one hanging delivery used to cost.
-    assert _p99(everything) < 2.0
+    # Generous: on a machine loaded by other work the workers' own apply lag (printed above) reaches
+    # seconds. Before the engine each hanging delivery held a worker process for b's 20 s timeout, so
+    # healthy webhooks waited 20 s and more behind them.
+    assert _p99(everything) < 10.0
     verify_all(SECRET, a.calls + c.calls)
 
 

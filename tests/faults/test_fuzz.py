@@ -22,7 +22,7 @@ from store.state import Store
 from workers.tasks import decode_records, process_batch
 
 FUZZ_COUNT = int(os.environ.get("TSPIPE_FUZZ_COUNT", "300"))
-ANSWER_LIMIT_S = 2.0
+ANSWER_LIMIT_S = 5.0  # a hang, not a speed target: a machine loaded by other suites saw 3 s
 
 
 async def test_fuzzed_bodies_never_crash_ingress_or_worker(aiohttp_client, redis_url: str, tmp_path: Path) -> None:

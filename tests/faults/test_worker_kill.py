@@ -21,7 +21,7 @@ from tests.faults.support import reference_id, unique_callbacks
 from tests.workers.delivery_support import HttpServer, delivery_engine, destinations_env, verify_all, wait_for
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_delivery import SECRET, dest
-from store import keys
+from store import keys, message
 from tests.conftest import REPO_ROOT
 
 N_BATCHES, PER_BATCH = 12, 250
@@ -47,7 +47,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, 
         refs = Counter(reference_id(body) for _ch, body in callbacks)
         finals = sum(1 for ch, body in callbacks if pipeline.decode(body, channel_hint=ch).status.final)
         kill_while_applying(client, start_worker_process(env), timeout=20, after=0.3)
-        done_before = len(client.keys(keys.DEDUP.format(event_id="*")))
+        done_before = message.count(client)
         time.sleep(2.5)  # past the 2 s visibility timeout: the killed batch is restored
         second = start_worker_process(env)
         try:
@@ -55,21 +55,21 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, 
             # the journal sweep (run now instead of after its grace period) queues it again.
             assert wait_for(lambda: settled(client), timeout=40)
             requeued = requeue_lost(client)
-            assert wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) >= total, timeout=40)
+            assert wait_for(lambda: message.count(client) >= total, timeout=40)
             wait_for(lambda: len({h["webhook-id"] for h, _b, _t in server.calls}) >= finals, timeout=60)
             time.sleep(0.3)
         finally:
             second.terminate()
             second.wait(10)
         calls = list(server.calls)
-    dedup = len(client.keys(keys.DEDUP.format(event_id="*")))
+    dedup = message.count(client)
     metrics = {k.decode(): int(v) for k, v in client.hgetall(keys.METRICS).items()
                if k.startswith(b"tspipe_events_total")}
     applied = sum(metrics.values())
-    history_lengths = Counter(len(client.lrange(keys.HISTORY.format(reference_id=r), 0, -1)) for r in refs)
+    history_lengths = Counter(message.history_lengths(client, list(refs)))
     ids = Counter(h["webhook-id"] for h, _b, _t in calls)
     dup_posts = sum(n - 1 for n in ids.values())
-    print(f"\n[fault worker-sigkill] callbacks={total} done_before_kill={done_before} dedup_keys={dedup} "
+    print(f"\n[fault worker-sigkill] callbacks={total} done_before_kill={done_before} messages={dedup} "
           f"events_total={applied} lost={total - applied} duplicated={max(0, applied - total)} "
           f"history_len_counts={dict(history_lengths)} final_events={finals} webhook_posts={len(calls)} distinct_webhook_ids={len(ids)} "
           f"duplicate_posts={dup_posts} "

@@ -21,8 +21,8 @@ from pipeline.event import EVENT_ENCODER
 from ingest.task_message import ingest_batch_message
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.faults.support import unique_callbacks
-from tests.workers.delivery_support import HttpServer, make_event, wait_for
-from tests.workers.test_delivery import dest
+from tests.workers.delivery_support import HttpServer, make_event, verify_all, wait_for
+from tests.workers.test_delivery import SECRET, dest
 from workers.app import make_celery
 
 TSPIPE = str(Path(sys.executable).with_name("tspipe"))
@@ -57,6 +57,7 @@ def test_tspipe_worker_consumes_destination_queues(redis_url: str, tmp_path: Pat
     print(f"\n[fault tspipe-worker-queues] callbacks={len(callbacks)} webhook_posts={len(server.calls)}")
     assert delivered
     assert "legacy" in {h["webhook-id"] for h, _b, _t in server.calls}
+    verify_all(SECRET, server.calls)
     assert engine.returncode == 0  # SIGTERM stops the engine cleanly
 
 
@@ -96,10 +97,10 @@ def test_beat_maintenance_runs_ahead_of_an_ingest_backlog(redis_url: str, tmp_pa
         worker = subprocess.Popen([TSPIPE, "worker", "--concurrency=1", "--pool=solo"], env=env,
                                   stdout=out, stderr=subprocess.STDOUT)
         try:
-            assert wait_for(lambda: client.llen(queue) < backlog - 5, timeout=30), "the worker applied nothing"
+            assert wait_for(lambda: client.llen(queue) < backlog - 5, timeout=60), "the worker applied nothing"
             entry = app.conf.beat_schedule["tspipe-journal-sweep"]
             app.send_task(entry["task"], **entry["options"])  # what beat does each period
-            swept = wait_for(lambda: client.hexists(keys.JOURNAL_REQUEUES, lost_id), timeout=30)
+            swept = wait_for(lambda: client.hexists(keys.JOURNAL_REQUEUES, lost_id), timeout=60)
             left = client.llen(queue)
         finally:
             worker.terminate()

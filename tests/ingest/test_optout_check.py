@@ -65,3 +65,25 @@ async def test_bearer_token_like_the_other_read_routes(redis_url, aiohttp_client
     assert (await client.post("/v1/opt-outs/check?token=t0ken", json=payload)).status == 401
     ok = await client.post("/v1/opt-outs/check", json=payload, headers={"Authorization": "Bearer t0ken"})
     assert ok.status == 200 and (await ok.json()) == {"checked": 1, "opted_out": []}
+
+
+async def test_an_imported_opt_out_survives_erasure_in_get_and_in_the_check(redis_url, aiohttp_client):
+    """Issue 16: erasure and the suppression list agree. The import writes what a STOP writes, so erasure
+    keeps it as a keyed hash; GET /v1/opt-outs and the bulk check both still answer opted out."""
+    from store.erasure import erase_subject
+    from store.suppression import ImportRow, import_rows
+
+    secret = "erasure-secret-for-the-test-0123456789"
+    client_sync = redis.Redis.from_url(redis_url)
+    import_rows(client_sync, [ImportRow(address="15550009999", action="stop", channel="sms", keyword="stop", ts=1.7e9),
+                              ImportRow(address="15550008888", action="stop", channel="sms", keyword="stop", ts=1.7e9)])
+    assert erase_subject(client_sync, "+1 555 000 9999", secret)["opt_outs"] == 1
+    assert client_sync.zscore("ts:optouts", "15550009999") is None  # the address itself is gone
+    client = await aiohttp_client(create_app(load_settings({"REDIS_URL": redis_url, "TSPIPE_ERASURE_KEY": secret})))
+    single = await client.get("/v1/opt-outs/15550009999")
+    assert single.status == 200 and (await single.json())["opted_out"] is True
+    answer = await client.post("/v1/opt-outs/check", json={"addresses": ["15550009999", "15550008888", "15550007777"]})
+    found = (await answer.json())["opted_out"]
+    assert [e["address"] for e in found] == ["15550009999", "15550008888"]
+    assert found[0]["recorded_at"] is None and found[1]["recorded_at"] is not None
+    client_sync.close()

@@ -54,6 +54,7 @@ def test_list_replay_purge(monkeypatch, redis_url) -> None:
             assert replayed.exit_code == 0, replayed.output
             assert wait_for(lambda: len(server.calls) == 1)
         assert server.calls[0][0]["webhook-id"] == "evt_0001"
+        verify_all(SECRET, server.calls)
         assert len(deadletters.list_entries(client)) == 2
         assert runner.invoke(cli, ["dlq", "purge", "--yes"]).exit_code == 0
         assert deadletters.list_entries(client) == []
@@ -124,6 +125,8 @@ def test_tspipe_worker_consumes_a_plugins_declared_queue(monkeypatch, redis_url,
     finally:
         worker.terminate()
         worker.wait(10)
+
+
 def test_dlq_list_says_so_when_empty(monkeypatch, redis_url) -> None:
     from config.settings import reset_settings_cache
 

@@ -101,7 +101,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
         url = base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A"
         status, payload = _wait(lambda: (lambda r: r if r[0] == 200 else None)(_get(url)), 60, "the transaction")
         assert b"3000" in payload and json.loads(payload)
-        _wait(lambda: b"batch applied" in b"".join(chunks), 20, "the worker's batch line")
+        _wait(lambda: b"batch applied" in b"".join(chunks), 60, "the worker's batch line")
         samples = subprocess.run([sys.executable, "-m", "tspipe", "send-samples"], env=_env(tmp_path, port),
                                  capture_output=True, timeout=60)
         assert samples.returncode == 0, samples.stderr
@@ -117,7 +117,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)  # stops PostgreSQL too: 20 s on a loaded machine
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -156,7 +156,7 @@ def running():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(90)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -180,20 +180,33 @@ def test_second_run_in_the_same_data_dir_says_already_running(running):
     assert _get(base + "/readyz")[0] == 200 and proc.poll() is None
 
 
-def test_cli_commands_find_the_embedded_redis_of_a_running_run(running):
+def test_cli_commands_find_the_embedded_redis_of_a_running_run(running, monkeypatch):
     """No REDIS_URL anywhere: dlq, quarantine and config check use the run's Redis (TSPIPE_DATA_DIR/run.json)."""
+    from click.testing import CliRunner
+
+    from config.settings import reset_settings_cache
+    from tspipe.cli import cli
+
     proc, base, tmp_path, env = running
     assert "REDIS_URL" not in env
+    monkeypatch.setenv("TSPIPE_DATA_DIR", env["TSPIPE_DATA_DIR"])
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    def invoke(*args: str):
+        try:
+            result = CliRunner().invoke(cli, list(args))
+        finally:
+            os.environ.pop("REDIS_URL", None)  # what the command adopted; the next one finds it on its own
+            reset_settings_cache()
+        assert result.exit_code == 0, result.output
+        return result.output
+
     assert _post(base + "/callbacks/sms", b'{"not": "a callback"}') == 200
-    listed = _wait(lambda: (lambda r: r if r.returncode == 0 and "status" in r.stdout else None)(
-        _tspipe(env, "quarantine", "list", cwd=tmp_path)), 30, "the quarantined body to be listed")
-    assert "quarantine is empty" not in listed.stdout
-    dlq = _tspipe(env, "dlq", "list", cwd=tmp_path)
-    assert dlq.returncode == 0 and dlq.stdout.strip() == "no dead letters", dlq.stderr
-    config = _tspipe(env, "config", "check", cwd=tmp_path)
+    _wait(lambda: "status" in invoke("quarantine", "list"), 30, "the quarantined body to be listed")
+    assert invoke("dlq", "list").strip() == "no dead letters"
     state = json.loads((tmp_path / "data" / "run.json").read_text())
     assert state["pid"] == proc.pid and state["web_url"] == base
-    assert "REDIS_URL" in config.stdout and state["redis_url"] in config.stdout
+    assert state["redis_url"] in invoke("config", "check")
 
 
 def test_a_dead_runs_state_file_is_not_believed(tmp_path):
@@ -237,9 +250,17 @@ def test_readme_walkthrough_gives_the_answers_it_shows(running):
             return result.stdout
 
         if command.startswith("curl -s http"):  # a read: the worker applies asynchronously
-            _wait(lambda: expected in run(), 30, f"{command!r} to answer {expected!r}")
+            _wait(lambda: expected in run(), 60, f"{command!r} to answer {expected!r}")
         else:
             output = run()
             assert expected is None or expected in output, f"{command}\n{output}"
     transaction = json.loads(_get(base + "/v1/transactions/35C8B5D509BC10689196FED2AD551B8A")[1])
     assert len(transaction["history"]) == 1  # the samples used reference ids of their own
+
+
+def test_run_with_an_unusable_data_dir_says_so_in_one_line(tmp_path):
+    env = _env(tmp_path, free_port())
+    (tmp_path / "data").write_text("a file where the data folder should be")
+    result = _tspipe(env, "run", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "", result.stdout
+    assert result.stderr.strip().startswith("tspipe run: cannot use TSPIPE_DATA_DIR") and "\n" not in result.stderr.strip()

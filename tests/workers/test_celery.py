@@ -14,7 +14,7 @@ from celery.contrib.testing.worker import start_worker
 from config.settings import reset_settings_cache
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import REPO_ROOT, fixture_bodies
-from store import keys
+from store import keys, message
 from workers import app, tasks
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
@@ -110,7 +110,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     total = n_batches * per_batch
     worker_env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     kill_while_applying(env.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
-    done_before = len(env.client.keys(keys.DEDUP.format(event_id="*")))
+    done_before = message.count(env.client)
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
     # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
     time.sleep(2.5)
@@ -129,7 +129,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
         second.wait(10)
     print(f"\n[sigkill] applied before the kill {done_before}, lost in transit and queued again {requeued}")
     assert int(env.client.hget(keys.METRICS, field)) == total
-    assert len(env.client.keys(keys.HISTORY.format(reference_id="REF*"))) == total
+    assert message.count(env.client, "REF*") == total
 
 
 def test_help_five_times_sends_exactly_one_reply(env, monkeypatch):

@@ -33,3 +33,21 @@ def test_batch_redelivered_twice_posts_each_event_once(monkeypatch, redis_url) -
     assert len(server.calls) == len(applied) > 0
     assert len({h["webhook-id"] for h, _, _ in server.calls}) == len(applied)
     assert all(verify(h, b) for h, b, _ in server.calls)
+
+
+def test_late_older_event_is_delivered_with_current_false(monkeypatch, redis_url) -> None:
+    """Issue 11 item 13: "delivered" arriving after "read" is still sent, marked as not the message's state."""
+    read = fixture_bodies()["read_notification"]
+    reference = pipeline.decode(read, channel_hint="whatsapp").reference_id
+    delivered = (b'{"reference_id": "%s", "status": {"code": 3000, "description": "Delivered", '
+                 b'"last_channel": "whatsapp", "updated_on": "2020-01-01T00:00:00Z"}}' % reference.encode())
+    with HttpServer(ok) as server:
+        destinations_env(monkeypatch, redis_url, [dest("a", server)])
+        tasks.reset_store()
+        with delivery_engine():
+            tasks.process_batch(encode_batch([Record(body=read, received_at=time.time(), channel_hint="whatsapp")]))
+            tasks.process_batch(encode_batch([Record(body=delivered, received_at=time.time())]))
+            assert wait_for(lambda: len(server.calls) >= 2)
+    sent = {b["status"]["code"]: b["current"] for b in server.bodies()}
+    assert sent == {3005: True, 3000: False}
+    assert tasks.get_store().state(reference).status.code == 3005

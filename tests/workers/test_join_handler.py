@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from pipeline.record import Record
-from store import keys
+from store import keys, message
 from tests.workers.delivery_support import wait_for
 from tests.workers.journal_support import enqueue, settled, start_worker_process
 from tests.conftest import REPO_ROOT
@@ -59,7 +59,7 @@ def test_join_handler_receives_exactly_the_join_messages(installed_join_handler,
     enqueue(client, [Record(b, time.time(), None) for b in bodies[5:] + bodies[:2]])  # two JOINs again: duplicates
     worker = start_worker_process(env, log=tmp_path / "worker.log")
     try:
-        assert wait_for(lambda: len(client.keys(keys.DEDUP.format(event_id="*"))) == len(bodies), timeout=40)
+        assert wait_for(lambda: message.count(client, "J*") == len(bodies), timeout=40)
         assert wait_for(lambda: settled(client), timeout=20)  # the plug-in calls queued by fan-out are done too
     finally:
         worker.terminate()
