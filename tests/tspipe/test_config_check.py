@@ -46,10 +46,10 @@ def test_readme_documents_every_variable():
 
 def test_config_check_masks_secrets_inside_destinations_and_urls():
     destinations = ('[{"name": "crm", "url": "https://hookuser:hookpass@crm.example/in?token=qtok&v=2", '
-                    '"secret": "whsec_signing_secret"}]')
+                    '"secret": "whsec_c2lnbmluZyBzZWNyZXQgMjQgYnl0ZXMh"}]')
     result = check(TSPIPE_DESTINATIONS=destinations, TELESIGN_API_URL="https://apiuser:apipass@rest.example")
     assert result.returncode == 0, result.stderr
-    for secret in ("whsec_signing_secret", "hookpass", "qtok", "apipass"):
+    for secret in ("c2lnbmluZyBzZWNyZXQgMjQgYnl0ZXMh", "hookpass", "qtok", "apipass"):
         assert secret not in result.stdout + result.stderr, secret
     assert "crm.example" in result.stdout and '"secret": "***"' in result.stdout and "rest.example" in result.stdout
 
