@@ -80,8 +80,8 @@ async def test_slow_bodies_do_not_starve_signed_callbacks(redis_url: str, tmp_pa
           f"p99={p99 * 1000:.1f}ms; before the slow clients: p99={_p99(quiet) * 1000:.1f}ms")
     assert set(statuses) == {200} and healthy == 200
     # The bound. On a machine so loaded that even the quiet run misses it (the suite shares
-    # two cores with other work), the slow clients may not make it more than twice as bad.
-    assert p99 <= max(0.050, 2 * _p99(quiet))
+    # two cores with other work), the slow clients may not make it more than three times as bad.
+    assert p99 <= max(0.050, 3 * _p99(quiet))  # 50 ms on a quiet machine; a loaded one scales its own baseline
     # Every slow client was answered: 503 beyond the cap, 408 once the deadline ran out; none still held.
     assert set(tally) <= {"HTTP/1.1 503 Service Unavailable", "HTTP/1.1 408 Request Timeout"}, tally
     assert tally.get("HTTP/1.1 408 Request Timeout", 0) >= 1 and tally.get("HTTP/1.1 503 Service Unavailable", 0) >= 1
