@@ -103,6 +103,19 @@ def fan_out(events: list[Event], client: redis.Redis | None = None,
     with app.producer_or_acquire() as producer:
         for plugin in plugins:
             wanted = [e for e in events if plugin.filter.matches(e)]
+            if not wanted:
+                continue
+            if plugin.batch:
+                with within(wanted):
+                    app.send_task(plugin.name, args=([msgspec.json.decode(encoded[e.event_id]) for e in wanted],),
+                                  queue=plugin.queue, producer=producer)
+            else:
+                for event in wanted:
+                    with within([event]):
+                        app.send_task(plugin.name, args=(msgspec.json.decode(encoded[event.event_id]),),
+                                      queue=plugin.queue, producer=producer)
+
+
 def _untraced(_: list[Event]) -> ContextManager:
     return nullcontext()
 
