@@ -14,8 +14,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/tspipe run
 
+# The suite must leave the working tree as it found it (tracked, untracked and ignored files alike,
+# apart from the tools' own caches; empty folders too, which git does not show): every test works
+# under its own tmp_path.
+TREE_STATE = { git status --porcelain --ignored | grep -v -E '(^!! |/)(\.venv|__pycache__|\.pytest_cache|\.hypothesis|[^/]*\.egg-info)/'; \
+  find . \( -path ./.venv -o -path ./.git -o -path ./.hypothesis -o -path ./.pytest_cache \) -prune -o -type d -empty -print; } 2>/dev/null | sort
+
 test: $(STAMP) chromium
+	@$(TREE_STATE) > $(VENV)/.tree-before
 	$(BIN)/python -m pytest -q
+	@$(TREE_STATE) > $(VENV)/.tree-after
+	@diff -u $(VENV)/.tree-before $(VENV)/.tree-after >/dev/null || \
+	  { echo "make test: the suite changed the working tree (git status before -> after):"; \
+	    diff -u $(VENV)/.tree-before $(VENV)/.tree-after | tail -n +3; exit 1; }
 
 # The dashboard test drives Debian's chromium; install it when missing and possible, else that test skips.
 # Said before it starts: apt-get takes a while and prints nothing.

@@ -15,9 +15,9 @@ from typing import Any, TextIO
 
 import structlog
 
+from config.masking import SECRET_WORDS as SECRET_KEYS  # one list for logs and printed configuration
+from config.masking import mask_secrets
 from config.settings import Settings
-
-SECRET_KEYS = ("api_key", "apikey", "authorization", "secret", "token", "password", "signature", "credential")
 # Ids are hex or opaque and may hold digit runs that look like phone numbers: never rewrite them.
 ID_KEYS = frozenset({"event_id", "reference_id", "request_id", "external_id", "id", "timestamp", "pid"})
 
@@ -35,9 +35,23 @@ def mask_phone(match: re.Match[str]) -> str:
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
+# A UUID (Celery task ids, spool batch ids) is matched first and kept whole: its all-digit groups
+# ("…-0547-1…") would otherwise look like a phone number, and a log line could no longer be
+# found by its task id.
+_UUID_OR_PHONE = re.compile(
+    r"(?P<uuid>(?<![\w-])[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![\w-]))|"
+    + _PHONE.pattern
+)
+
+
+def _mask_phone_not_uuid(match: re.Match[str]) -> str:
+    return match.group(0) if match.group("uuid") else mask_phone(match)
+
+
 def mask_text(text: str) -> str:
+    text = mask_secrets(text)
     text = _EMAIL.sub(lambda m: "***@" + m.group(1), text)
-    return _PHONE.sub(mask_phone, text)
+    return _UUID_OR_PHONE.sub(_mask_phone_not_uuid, text)
 
 
 def _mask_value(key: str, value: Any) -> Any:

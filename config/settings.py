@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from config.errors import ConfigError
+from config.masking import mask_secrets
 from config.keywords import validated as keyword_map_text
 
 CHANNELS = ("sms", "mms", "rcs", "viber", "whatsapp", "email", "verify")
@@ -97,8 +98,21 @@ def _choice(*options: str) -> Callable[[str], str]:
 
 
 def _keys(raw: str) -> tuple[str, ...]:
-    """Several API keys, separated by commas or white space, so keys can be rotated without downtime."""
-    return tuple(k for k in raw.replace(",", " ").split() if k)
+    """Several API keys, separated by commas or white space, so keys can be rotated without downtime.
+
+    Each must decode to a usable key, checked here so every process (and `config check`) refuses the
+    same value with the same line, instead of the web process dying later on a binascii.Error.
+    """
+    from pipeline.signature import decode_api_key
+
+    keys = tuple(k for k in raw.replace(",", " ").split() if k)
+    for number, key in enumerate(keys, 1):
+        try:
+            decode_api_key(key)
+        except ValueError as exc:
+            which = f"key {number} of {len(keys)}" if len(keys) > 1 else "the key"
+            raise ValueError(f"{which} {exc}") from None
+    return keys
 
 
 def _channels(raw: str) -> tuple[str, ...]:
@@ -115,10 +129,7 @@ def _json_or_path(raw: str) -> str:
 
 
 def _mask_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    return mask_secrets(url)
 
 
 @dataclass(frozen=True)
@@ -137,7 +148,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("telesign_customer_id", "TELESIGN_CUSTOMER_ID", None, _str,
             "Your Telesign customer id: checked in callback signatures when present, and used for auto-replies and status polls."),
     Setting("telesign_api_keys", "TELESIGN_API_KEY", (), _keys,
-            "Telesign API key(s), base64. Several, separated by commas, during a key rotation. Unset: callbacks are NOT authenticated (a warning is logged).", secret=True),
+            "Telesign API key(s), base64, each decoding to at least 16 bytes (start-up refuses anything shorter, such as an env file's `""`). Several, separated by commas, during a key rotation. Unset: callbacks are NOT authenticated (a warning is logged).", secret=True),
     Setting("telesign_api_url", "TELESIGN_API_URL", "https://rest-ws.telesign.com", _url("http", "https"),
             "Base URL of Telesign's REST API, for auto-replies and status polls."),
     Setting("port", "PORT", 8000, _int(1), "Port the web process listens on."),
@@ -152,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spool_dir", "TSPIPE_SPOOL_DIR", None, _str, "Where the ingress spools batches while Redis is down. Default: TSPIPE_DATA_DIR/spool."),
     Setting("spool_max_bytes", "TSPIPE_SPOOL_MAX_BYTES", 512 * 1024 * 1024, _int(1), "Spool size at which the ingress answers 503 instead of 200."),
     Setting("channels", "TSPIPE_CHANNELS", CHANNELS, _channels, "Channels accepted on /callbacks/{channel}, comma-separated."),
-    Setting("api_token", "TSPIPE_API_TOKEN", None, _str, "Bearer token for the query API and the dashboard. Unset: they are open.", secret=True),
+    Setting("api_token", "TSPIPE_API_TOKEN", None, _str, "Bearer token for the query API and the dashboard. Unset: they answer loopback clients only (403 to anyone else; a warning is logged).", secret=True),
     Setting("queue", "TSPIPE_QUEUE", "tspipe.ingest", _str, "Celery queue that carries callback batches."),
     Setting("worker_concurrency", "TSPIPE_WORKER_CONCURRENCY", 2, _int(1), "Celery worker processes."),
     Setting("state_ttl_seconds", "TSPIPE_STATE_TTL_SECONDS", 3 * 86400, _int(60), "How long Redis keeps a message's state, history and dedup set after its last event (then the archive answers)."),
@@ -172,6 +183,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("delivery_lease_grace_seconds", "TSPIPE_DELIVERY_LEASE_GRACE_S", 30.0, _float(0.1), "A webhook the delivery engine claimed is taken over by another engine this long after the destination's timeout, should the engine that held it have died."),
     Setting("log_format", "TSPIPE_LOG_FORMAT", "auto", _choice("auto", "json", "console"), "Log format: json for production, console for a terminal, auto picks by whether stderr is a terminal."),
     Setting("log_level", "TSPIPE_LOG_LEVEL", "info", _choice("debug", "info", "warning", "error"), "Log level."),
+    Setting("body_timeout_seconds", "TSPIPE_BODY_TIMEOUT_S", 10.0, _float(0.1), "Seconds a callback body that did not come with its headers may take to arrive; slower ones get 408 and the connection is closed."),
+    Setting("max_slow_bodies", "TSPIPE_MAX_SLOW_BODIES", 256, _int(1), "Request bodies still arriving (not yet authenticated) at one time; beyond it a request gets 503 at once, so slow clients cannot hold every connection."),
     Setting("database_url", "DATABASE_URL", None, _postgres_url,
             "PostgreSQL for the event archive (search, retention, erasure). Unset: `tspipe run` starts an embedded PostgreSQL under TSPIPE_DATA_DIR; other commands run with the archive off."),
     Setting("archive_days", "TSPIPE_ARCHIVE_DAYS", 90, _int(1), "Days of events the archive keeps; beat drops older day partitions whole."),
@@ -226,6 +239,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     delivery_lease_grace_seconds: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    body_timeout_seconds: float = 10.0
+    max_slow_bodies: int = 256
     database_url: str | None = None
     archive_days: int = 90
     archive_backlog_max_bytes: int = 1024 * 1024 * 1024
@@ -263,7 +278,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def describe(settings: Settings) -> list[tuple[str, str, str]]:
-    """(variable, effective value, meaning) for every setting, secrets masked: what `tspipe config check` prints."""
+    """(variable, effective value, meaning) for every setting, secrets masked: what `tspipe config check` prints.
+
+    A setting marked secret is hidden whole; every other value still goes through mask_secrets, because
+    secrets hide inside values (a webhook `secret` in TSPIPE_DESTINATIONS, a password in a URL).
+    """
     rows = []
     for setting in SETTINGS:
         value = getattr(settings, setting.field)
@@ -272,11 +291,9 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         elif value is None:
             shown = "(unset)"
         elif isinstance(value, tuple):
-            shown = ",".join(value)
-        elif setting.field in ("redis_url", "database_url"):
-            shown = _mask_url(value)
+            shown = mask_secrets(",".join(value))
         else:
-            shown = str(value)
+            shown = mask_secrets(str(value))
         rows.append((setting.env, shown, setting.doc))
     return rows
 

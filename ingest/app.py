@@ -26,12 +26,13 @@ from ingest.archive_api import setup_archive_api
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
 from ingest.dashboard import setup_dashboard
-from ingest.metrics import IngestMetrics
+from ingest.metrics import IngestMetrics, SpoolDamage
 from ingest.openapi import setup_openapi
 from ingest.publisher import Publisher
 from ingest.optout_check import setup_optout_check
 from ingest.query_api import setup_query_api
 from ingest.stats_api import setup_stats_api
+from ingest.read_access import NO_TOKEN_HINT, NO_TOKEN_WARNING
 from ingest.request_counts import METRICS_KEY, Handler, add_get, answer_unrouted
 from ingest.spool import SpoolFull
 from pipeline.record import Record
@@ -95,11 +96,24 @@ def _traced_submit(submit):
     return traced
 
 
+def _closing_error(status: int, message: str) -> web.Response:
+    """An error after which the connection is closed: its body is still arriving and is not wanted."""
+    response = _json_error(status, message)
+    response.force_close()
+    return response
+
+
 def callback_handler(app: web.Application) -> Handler:
     """POST /callbacks[/{channel}], with what it needs bound once instead of looked up per request.
 
     This is the hot path (thousands of requests a second on one core), so it
     counts its own requests (see ingest/request_counts.py).
+
+    A body still arriving after its headers is read under a deadline (408), and
+    at most `max_slow_bodies` of them at once (503 beyond): the signature can only
+    be checked once the body is complete, so without both a client with no key
+    could hold every connection by trickling bodies. Neither costs the usual
+    request anything: its body came with the headers and takes the first branch.
     """
     settings = app[SETTINGS_KEY]
     channels = frozenset(settings.channels)
@@ -112,10 +126,31 @@ def callback_handler(app: web.Application) -> Handler:
         submit = _traced_submit(submit)
     metrics = app[METRICS_KEY]
     count = metrics.count_request
+    body_timeout = settings.body_timeout_seconds
+    max_slow = settings.max_slow_bodies
+    slow = 0  # bodies being read right now (the slow path)
 
     def refuse(route: str, status: int, message: str) -> web.Response:
         count(route, status)
         return _json_error(status, message)
+
+    async def read_slow_body(request: web.Request, route: str) -> bytes | web.Response:
+        """The body, or the response to answer instead: 503 over the cap, 408 past the deadline, 413 too large."""
+        nonlocal slow
+        if slow >= max_slow:
+            count(route, 503)
+            return _closing_error(503, "too many request bodies arriving at once; retry later")
+        slow += 1
+        try:
+            async with asyncio.timeout(body_timeout):
+                return await _read_body(request, limit)
+        except web.HTTPRequestEntityTooLarge:
+            return refuse(route, 413, f"body larger than {limit} bytes")
+        except TimeoutError:
+            count(route, 408)
+            return _closing_error(408, f"request body not received within {body_timeout:g} s")
+        finally:
+            slow -= 1
 
     async def handle_callback(request: web.Request) -> web.Response:
         channel = request.match_info.get("channel")
@@ -126,12 +161,14 @@ def callback_handler(app: web.Application) -> Handler:
             if channel not in channels:
                 return refuse(route, 404, f"unknown channel {channel!r}; known: {known}")
         stream = request.content
-        try:
+        if stream.is_eof():
             # Usually the whole small body came with the headers: take it without a coroutine.
-            body = stream.read_nowait() if stream.is_eof() else await _read_body(request, limit)
-        except web.HTTPRequestEntityTooLarge:
-            body = None
-        if body is None or len(body) > limit:
+            body = stream.read_nowait()
+        else:
+            body = await read_slow_body(request, route)
+            if body.__class__ is not bytes:
+                return body  # type: ignore[return-value]  # the 408, 413 or 503 to answer
+        if len(body) > limit:
             return refuse(route, 413, f"body larger than {limit} bytes")
         headers = request.headers
         if verify is not None:
@@ -193,6 +230,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             "TELESIGN_API_KEY is not set: callbacks are NOT authenticated and anyone can post events",
             hint="set TELESIGN_API_KEY (and TELESIGN_CUSTOMER_ID) before exposing this endpoint",
         )
+    if not settings.api_token:
+        log.warning(NO_TOKEN_WARNING, hint=NO_TOKEN_HINT)
     publisher = app[PUBLISHER_KEY]
     if not publisher.spool.empty:
         log.warning("spool holds batches from an earlier run; replaying", spool_bytes=publisher.spool.size)
@@ -240,6 +279,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     metrics = IngestMetrics()
     publisher = Publisher(settings)
+    metrics.registry.register(SpoolDamage(publisher.spool))
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = metrics
     app[PUBLISHER_KEY] = publisher

@@ -7,10 +7,14 @@ create many apps in one process, and the global registry refuses duplicates.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ingest.spool import Spool
 
 
 class IngestMetrics:
@@ -51,6 +55,23 @@ class IngestMetrics:
         if child is None:
             child = self._write_latency_by_store[store] = self.write_latency.labels(store)
         child.observe(seconds)
+
+
+class SpoolDamage(Collector):
+    """The spool's set-aside counts (ingest/spool.py keeps plain ints) as counters with a reason label."""
+
+    def __init__(self, spool: "Spool") -> None:
+        self._spool = spool
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        ranges = CounterMetricFamily("tspipe_ingest_spool_damaged",
+                                     "Spool byte ranges set aside under damaged/ instead of replayed, by reason.",
+                                     labels=("reason",))
+        for reason, count in sorted(self._spool.damaged.items()):
+            ranges.add_metric((reason,), float(count))
+        yield ranges
+        yield CounterMetricFamily("tspipe_ingest_spool_damaged_bytes", "Bytes set aside from the spool.",
+                                  value=float(self._spool.damaged_bytes))
 
 
 class _RequestCounts(Collector):

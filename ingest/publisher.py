@@ -23,9 +23,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
+from redis.exceptions import RedisError
 
 from config import Settings
-from ingest.spool import Spool, SpoolFull
+from ingest.spool import Spool, SpoolFull, UnreadableFrame
 from ingest.task_message import ingest_batch_message
 from store import connection, journal
 
@@ -94,8 +95,12 @@ class Publisher:
                 try:
                     while self.outage and await loop.run_in_executor(self._executor, self._replay_sync):
                         replayed += 1
-                except Exception as exc:
+                except (RedisError, OSError) as exc:
                     log.debug("spool replay deferred; redis still failing", error=type(exc).__name__)
+                except Exception:
+                    # Not Redis: retrying will not help and nobody would see a debug line while the
+                    # ingress spools every callback. Say so loudly; the segment stays on disk.
+                    log.exception("spool replay failed; the ingress keeps spooling until this is fixed")
                 if replayed:
                     log.info("spool replayed into redis", segments=replayed, spool_bytes=self.spool.size,
                              seconds=round(time.monotonic() - started, 3))
@@ -116,9 +121,14 @@ class Publisher:
     # --- spool thread only ---
 
     def _publish_sync(self, frame: bytes) -> None:
-        """Queue one spooled batch; a no-op when its task id is journalled already."""
+        """Queue one spooled batch; a no-op when its task id is journalled already.
+
+        A frame whose task id is not a UUID (a CRC-valid frame can still hold
+        garbage) raises UnreadableFrame, so the spool sets it aside and goes on
+        instead of failing every replay for good.
+        """
         if frame[:1] == _SPOOL_FRAME:
-            task_id, blob = frame[1:37].decode(), frame[37:]
+            task_id, blob = _task_id(frame[1:37]), frame[37:]
         else:  # a bare batch, spooled by an earlier version
             task_id, blob = str(uuid.uuid4()), frame
         message = ingest_batch_message(blob, self.queue, task_id)
@@ -150,6 +160,16 @@ class Publisher:
     def _close_sync(self) -> None:
         self._sync_client.close()
         self.spool.close()
+
+
+def _task_id(raw: bytes) -> str:
+    try:
+        task_id = raw.decode("ascii")
+        if len(task_id) == 36 and str(uuid.UUID(task_id)) == task_id:
+            return task_id
+    except (UnicodeDecodeError, ValueError):
+        pass
+    raise UnreadableFrame(f"spooled batch has no valid task id: {raw[:36]!r}")
 
 
 __all__ = ["Publisher", "SpoolFull", "Stored"]

@@ -3,7 +3,8 @@
 Mounted by the ingress with `setup_query_api(app, settings)`. Reads go
 straight to the store's keys with redis.asyncio (one round trip per request,
 pipelined where a page needs several keys). Bearer-token protected when
-TSPIPE_API_TOKEN is set, because state and opt-outs carry phone numbers.
+TSPIPE_API_TOKEN is set, because state and opt-outs carry phone numbers;
+loopback clients only when it is not (ingest/read_access.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from aiohttp import web
 
 from config import Settings
 from ingest.archive_api import archived_transaction
+from ingest.read_access import STORE_KEY, store_errors_as_503, token_denied, use_store_client
 from store.erasure import optout_digest
-from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_get
 from store import keys, message
 from store.optouts import optout_from_hash
@@ -84,6 +85,6 @@ def setup_query_api(app: web.Application, settings: Settings) -> None:
         next_cursor = str(offset + limit) if len(addresses) == limit else None
         return _json({"items": items, "next_cursor": next_cursor})
 
-    add_get(app, "/v1/transactions/{reference_id}", transaction)
-    add_get(app, "/v1/opt-outs/{address}", optout)
-    add_get(app, "/v1/opt-outs", optouts)
+    add_get(app, "/v1/transactions/{reference_id}", store_errors_as_503(transaction))
+    add_get(app, "/v1/opt-outs/{address}", store_errors_as_503(optout))
+    add_get(app, "/v1/opt-outs", store_errors_as_503(optouts))

@@ -69,7 +69,8 @@ def decode(
         body = bytes(body)
     try:
         wire = WIRE_DECODER.decode(body)
-    except (msgspec.MsgspecError, RecursionError):
+    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
+        # UnicodeDecodeError: msgspec raises it, not a DecodeError, for invalid UTF-8 in a string field.
         wire = decode_wire(body)  # numbers in text fields, or an InvalidCallback that says what is wrong
     try:
         raw = body.decode("utf-8")  # msgspec skips unknown fields without checking their UTF-8

@@ -16,6 +16,10 @@ from collections.abc import Iterable, Mapping
 
 SIGNATURE_HEADERS = ("Authorization", "X-TS-Authorization")
 _SIG_BYTES = hashlib.sha256().digest_size
+# Telesign's keys decode to 64 bytes. Anything under 16 is a mistake (an env file's `KEY=""` gives
+# the two characters `""`, which decode to no bytes at all), and an HMAC under an empty or tiny
+# key is one anybody can compute: refuse it at start-up.
+MIN_KEY_BYTES = 16
 _BLOCK = hashlib.sha256().block_size
 
 
@@ -28,8 +32,20 @@ class SignatureError(ValueError):
 
 
 def decode_api_key(api_key: str) -> bytes:
-    """Decode leniently, as Python's default b64decode does, because the contract's test vector relies on it."""
-    return base64.b64decode(api_key)
+    """Decode leniently, as Python's default b64decode does, because the contract's test vector relies on it.
+
+    Raises ValueError, without the key in the message, when it is not base64 or decodes to fewer
+    than MIN_KEY_BYTES: lenient decoding drops every character outside the alphabet, so `'""'`,
+    `'===='` or `'!!!!'` would otherwise become an empty key that signs anything.
+    """
+    try:
+        key = base64.b64decode(api_key)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"is not base64 ({exc}); paste the API key exactly as the Telesign portal shows it") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"decodes to {len(key)} bytes, fewer than {MIN_KEY_BYTES}: this is not a Telesign API key "
+                         "(an env file's KEY=\"\" gives the two characters \"\"); paste the key from the Telesign portal")
+    return key
 
 
 def sign(key: bytes, body: bytes) -> str:

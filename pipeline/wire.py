@@ -101,6 +101,8 @@ def decode_wire(body: bytes) -> WireCallback:
         raise InvalidCallback(_explain_decode(bytes(body), str(exc))) from None
     except RecursionError:
         raise InvalidCallback("body is nested too deeply") from None
+    except UnicodeDecodeError as exc:  # msgspec's answer to invalid UTF-8 inside a string field
+        raise InvalidCallback(f"body is not valid UTF-8 (byte {exc.start} of a string field)") from None
     try:
         generic = msgspec.json.decode(body)
         return msgspec.convert(_coerce_texts(generic), WireCallback, strict=False)
@@ -110,6 +112,8 @@ def decode_wire(body: bytes) -> WireCallback:
         raise InvalidCallback(_explain_decode(bytes(body), str(exc))) from None
     except RecursionError:
         raise InvalidCallback("body is nested too deeply") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidCallback(f"body is not valid UTF-8 (byte {exc.start} of a string field)") from None
 
 
 def text(value: object) -> str | None:

@@ -9,11 +9,11 @@ under the session's temporary folder, never the machine's 5432.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import shutil
+import sys
 import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,6 +21,9 @@ import redis
 
 from tspipe.redis_server import RedisServer
 
+# Tests run in their own tmp_path (see _isolated_settings): subprocesses that import the `tests`
+# package get this on PYTHONPATH instead of the working directory.
+REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 FIXTURES = Path(__file__).parent / "fixtures" / "telesign"
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 
@@ -56,16 +59,32 @@ def own_redis(tmp_path: Path):
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """No test inherits the developer's TSPIPE_*/TELESIGN_* environment or cached settings."""
+    """No test inherits the developer's TSPIPE_*/TELESIGN_* environment, cached settings or plug-ins,
+    and none writes into the working tree: each runs in its own temporary data directory and working
+    directory (a relative path such as the default `.tspipe` or the example plug-in's optouts.csv
+    lands under tmp_path)."""
     for name in list(os.environ):
         if name.startswith(("TSPIPE_", "TELESIGN_")) or name in ("REDIS_URL", "PORT"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("TSPIPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    _reset_caches()
+    yield
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    """Forget settings and whatever was parsed or imported from them (only in modules already loaded:
+    importing workers here would build the Celery app for tests that never use it)."""
     from config.settings import reset_settings_cache
 
     reset_settings_cache()
-    yield
-    reset_settings_cache()
+    if (plugins := sys.modules.get("workers.plugins")) is not None:
+        plugins._loaded = None
+    if (destinations := sys.modules.get("workers.destinations")) is not None:
+        destinations._parsed.cache_clear()
+    if (actions := sys.modules.get("workers.actions")) is not None:
+        actions.load_autoreplies.cache_clear()
 
 
 def postgres_home() -> Path:

@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from config import ConfigError, describe, load_settings
+from config import ConfigError, describe
+from tspipe.context import CONFIG_ERROR_PREFIX, check_configuration
 
 
 @click.group("config")
@@ -16,14 +17,15 @@ def config_group() -> None:
 
 @config_group.command("check")
 def check_command() -> None:
-    """Validate every setting and print the effective values (secrets masked). Exit 2 on a bad value."""
-    try:
-        settings = load_settings()
-        from workers.destinations import parse_destinations
+    """Validate every setting and print the effective values (secrets masked). Exit 2 on a bad value.
 
-        parse_destinations(settings.destinations)
+    The check is the one every process runs at start-up (tspipe/context.py), so this exits 0
+    exactly when `tspipe web`, `worker` and `beat` would start, and otherwise prints their line.
+    """
+    try:
+        settings = check_configuration()
     except ConfigError as exc:
-        click.echo(f"tspipe config check: {exc}", err=True)
+        click.echo(f"{CONFIG_ERROR_PREFIX}{exc}", err=True)
         sys.exit(2)
     width = max(len(name) for name, _, _ in describe(settings))
     for name, value, _ in describe(settings):
@@ -31,6 +33,8 @@ def check_command() -> None:
     _show_keywords(settings.keywords)
     if not settings.auth_enabled:
         click.echo("warning: TELESIGN_API_KEY is not set: /callbacks accepts unsigned requests", err=True)
+    if not settings.api_token:
+        click.echo("warning: TSPIPE_API_TOKEN is not set: /v1 and /dashboard answer loopback clients only", err=True)
 
 
 def _show_keywords(raw: str | None) -> None:

@@ -1,7 +1,14 @@
-"""What every command needs first: valid settings, or one line naming the bad variable and exit status 2."""
+"""What every command needs first: a configuration every process would accept, or one line and exit status 2.
+
+`check_configuration` is the one place that decides whether the environment
+is usable: `tspipe config check` and every process (web, worker, beat, run)
+and CLI command call it, so a bad value gives the same line everywhere and
+`config check` passes exactly when the processes would start.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -30,13 +37,39 @@ def adopt_running_redis() -> None:
         os.environ["REDIS_URL"] = state.redis_url
         reset_settings_cache()
 
+# The prefix of the line every command prints for a configuration it refuses.
+CONFIG_ERROR_PREFIX = "tspipe: bad configuration: "
+
+
+def check_configuration() -> Settings:
+    """The settings, with every value a process parses at start-up validated; raises ConfigError."""
+    settings = get_settings()
+    # Imported here: these modules are the owners of their settings' shapes.
+    from workers.actions import load_autoreplies
+    from workers.destinations import parse_destinations
+
+    parse_destinations(settings.destinations)
+    load_autoreplies(settings.autoreplies)
+    for path in (p.strip() for p in (settings.plugins or "").split(",")):
+        if not path:
+            continue
+        module = path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+        try:
+            found = bool(module) and importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError("TSPIPE_PLUGINS", f"cannot find the module of {path!r}; install the package that "
+                              "holds it or fix the dotted path (module.task or module:task)")
+    return settings
+
 
 def settings_or_exit(command: str, need_redis: bool = False) -> Settings:
     """The process settings; a bad or missing value ends the command with one line on stderr, never a traceback."""
     try:
-        settings = get_settings()
+        settings = check_configuration()
     except ConfigError as exc:
-        click.echo(f"tspipe {command}: {exc}", err=True)
+        click.echo(f"{CONFIG_ERROR_PREFIX}{exc}", err=True)
         sys.exit(2)
     if need_redis and not settings.redis_url:
         click.echo(f"tspipe {command}: REDIS_URL is not set and no `tspipe run` is running in "

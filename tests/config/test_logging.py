@@ -7,7 +7,7 @@ import logging
 import structlog
 
 from config import load_settings
-from config.logging import configure_logging, mask_text
+from config.logging import configure_logging, mask_processor, mask_text
 from pipeline import decode
 from tests.conftest import fixture_bodies
 
@@ -56,3 +56,18 @@ def test_batch_summary_counts_with_debug_off(redis_url):
     process_batch(encode_batch(records), store=Store.from_settings(settings))
     summary = [json.loads(line) for line in stream.getvalue().splitlines() if '"batch applied"' in line][-1]
     assert (summary["records"], summary["applied"], summary["duplicates"], summary["quarantined"]) == (3, 1, 1, 1)
+
+
+def test_log_masker_keeps_uuids_and_task_ids_whole() -> None:
+    """Issue 11, item 11: all-digit groups of a Celery task id are not phone numbers."""
+    from config.logging import mask_text
+
+    task_ids = ["12345678-0547-1fb1-8a2e-3c4d5e6f7a8b", "0b2e1a9c-1234-5678-9012-345678901234",
+                "98765432-1098-7654-3210-987654321098"]
+    for task_id in task_ids:
+        line = f"Task tspipe.journal_sweep[{task_id}] succeeded in 0.01s; phone +1 555 010 9999"
+        masked = mask_text(line)
+        assert task_id in masked, masked
+        assert "555 010" not in masked and masked.endswith("9999")
+    assert mask_processor(None, "info", {"event": f"applied {task_ids[0]}", "task": task_ids[2]}) == {
+        "event": f"applied {task_ids[0]}", "task": task_ids[2]}

@@ -19,7 +19,7 @@ from archive.embedded import database_url, start
 from pipeline.record import Record
 from store.archive_backlog import Backlog
 from tests.archive.support import delivery_body
-from tests.conftest import postgres_home
+from tests.conftest import REPO_ROOT, postgres_home
 from tests.faults.support import unique_callbacks
 from tests.workers.journal_support import enqueue, settled, start_worker_process
 
@@ -68,7 +68,7 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
     pg = own_postgres
     url = pg.url
     client = redis.Redis.from_url(redis_url)
-    env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, DATABASE_URL=url,
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, DATABASE_URL=url,
                TSPIPE_LOG_FORMAT="json")
     worker = start_worker_process(env, tmp_path / "worker.log")
     archiver = subprocess.Popen([sys.executable, "-m", "tspipe", "archive"], env=env,

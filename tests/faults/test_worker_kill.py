@@ -22,6 +22,7 @@ from tests.workers.delivery_support import HttpServer, delivery_engine, destinat
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_delivery import SECRET, dest
 from store import keys, message
+from tests.conftest import REPO_ROOT
 
 N_BATCHES, PER_BATCH = 12, 250
 
@@ -36,7 +37,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, 
         destinations_env(monkeypatch, redis_url, [dest("hook", server, filter={"final_only": True})])
         stack.enter_context(delivery_engine())
         destinations = json.dumps([dest("hook", server, filter={"final_only": True})])
-        env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, TSPIPE_DESTINATIONS=destinations,
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, TSPIPE_DESTINATIONS=destinations,
                    TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"))
         callbacks = unique_callbacks(N_BATCHES * PER_BATCH)
         for b in range(N_BATCHES):

@@ -24,6 +24,7 @@ def make_settings(redis_url: str, tmp_path: Path, **overrides: object) -> Settin
         "telesign_api_keys": (API_KEY,),
         "telesign_customer_id": CUSTOMER_ID,
         "spool_dir": str(tmp_path / "spool"),
+        "data_dir": str(tmp_path / "data"),
     }
     values.update(overrides)
     return load_settings({}, **values)

@@ -112,3 +112,39 @@ async def test_a_write_whose_answer_was_lost_is_not_queued_twice(own_redis: Redi
         pass
     assert queued_bodies(own_redis.url) == [b"answer-lost"]
     await publisher.close()
+
+
+async def test_spooled_frame_with_a_non_utf8_task_id_does_not_wedge_the_ingress(
+    aiohttp_client, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """A CRC-valid frame whose task id is garbage is set aside and counted; the rest replays and the outage ends."""
+    from ingest.spool import DAMAGED_DIR, Spool, encode_frame
+    from pipeline.record import Record, encode_batch
+
+    settings = make_settings(own_redis.url, tmp_path)
+    spool = Spool(settings.effective_spool_dir, settings.spool_max_bytes)
+
+    def frame(body: bytes, task_id: bytes) -> bytes:
+        return b"J" + task_id + encode_batch([Record(body=body, received_at=1.0)])
+
+    spool.append(frame(b"first", b"8c1d4c0e-3a52-4c2e-9d55-0f6f4b1e2a01"))
+    poison = frame(b"poison", b"\xff\xfe" * 18)
+    spool.append(poison)
+    spool.append(frame(b"last", b"8c1d4c0e-3a52-4c2e-9d55-0f6f4b1e2a02"))
+    spool.close()
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    publisher = app[PUBLISHER_KEY]
+    deadline = time.monotonic() + 5
+    while publisher.outage and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not publisher.outage and publisher.spool.empty
+    assert queued_bodies(own_redis.url) == [b"first", b"last"]
+    aside = list(Path(settings.effective_spool_dir, DAMAGED_DIR).iterdir())
+    assert [p.read_bytes() for p in aside] == [encode_frame(poison)]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'tspipe_ingest_spool_damaged_total{reason="unreadable"} 1.0' in metrics
+    # Later callbacks go straight to Redis again instead of into the spool for good.
+    assert await _post_all(client, [b'{"n": "after"}']) == [200]
+    assert queued_bodies(own_redis.url) == [b"first", b"last", b'{"n": "after"}']
+    assert publisher.spool.empty

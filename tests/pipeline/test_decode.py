@@ -285,3 +285,23 @@ def test_event_id_is_128_bits_of_sha256():
 
     body = BODIES["read_notification"]
     assert decode(body).event_id == hashlib.sha256(body).hexdigest()[:32]
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(BODIES)), st.lists(st.tuples(st.integers(min_value=0), st.binary(min_size=1, max_size=3)),
+                                                 min_size=1, max_size=4))
+def test_decode_raises_only_invalid_callback_for_fixture_bytes_mutated_anywhere(name, mutations):
+    """Issue 11, item 10: bytes overwritten at random positions (invalid UTF-8 inside a string field
+    among them) give an event or InvalidCallback, never UnicodeDecodeError or anything else."""
+    body = bytearray(BODIES[name])
+    for position, replacement in mutations:
+        at = position % len(body)
+        body[at:at + len(replacement)] = replacement
+    _ok_or_invalid(bytes(body))
+
+
+@pytest.mark.parametrize("field", ["reference_id", "external_id", "phone_number", "sub_resource"])
+def test_invalid_utf8_in_a_string_field_is_invalid_callback(field):
+    body = b'{"%s": "\xff\xfe", "status": {"code": 200, "description": "Delivered"}}' % field.encode()
+    with pytest.raises(InvalidCallback, match="not valid UTF-8"):
+        decode(body)

@@ -44,6 +44,18 @@ def test_stdin_and_channel_hint():
     assert result.returncode == 1 and "UTF-8" in json.loads(result.stdout)["error"]
 
 
+def test_classify_prints_a_line_for_every_input_even_after_invalid_utf8_in_a_field(tmp_path):
+    """Issue 11, item 10: one bad string field used to end classify with a traceback, losing later lines."""
+    bad = tmp_path / "bad_utf8.json"
+    bad.write_bytes(b'{"reference_id": "\xff\xfe", "status": {"code": 200, "description": "Delivered"}}')
+    good = FIXTURES / "read_notification.json"
+    result = run(str(good), str(bad), str(good))
+    assert result.returncode == 1
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == 3
+    assert "not valid UTF-8" in json.loads(lines[1])["error"]
+    assert json.loads(lines[0]) == json.loads(lines[2])
+    assert b"Traceback" not in result.stderr
 def test_keyword_map_from_the_environment(tmp_path):
     body = (FIXTURES / "mo_sms_keyword_start.json").read_bytes()
     stopall = body.replace(b'"action": "start",', b"").replace(b'"Start"', b'"STOPALL"')

@@ -22,6 +22,7 @@ from workers.fanout import fan_out
 from workers.plugins import load_plugins
 from workers.webhooks import batch_id
 from pipeline.event import EVENT_ENCODER
+from tests.conftest import REPO_ROOT
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_tspipe_worker_consumes_a_plugins_declared_queue(monkeypatch, redis_url,
     load_plugins(refresh=True)
     fan_out([make_event(4)])
     assert redis.Redis.from_url(redis_url).llen("tests.plugin.queue") == 1
-    env = dict(os.environ, TSPIPE_LOG_LEVEL="warning", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, TSPIPE_LOG_LEVEL="warning", PYTHONPATH=REPO_ROOT)
     worker = subprocess.Popen([str(Path(sys.executable).with_name("tspipe")), "worker", "--pool=solo"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -124,6 +125,8 @@ def test_tspipe_worker_consumes_a_plugins_declared_queue(monkeypatch, redis_url,
     finally:
         worker.terminate()
         worker.wait(10)
+
+
 def test_dlq_list_says_so_when_empty(monkeypatch, redis_url) -> None:
     from config.settings import reset_settings_cache
 

@@ -33,15 +33,31 @@ def test_bad_values_one_line_exit_2(env, fragment):
 
 
 def test_prints_effective_config_with_secrets_masked():
-    result = check(TELESIGN_API_KEY="c2VjcmV0a2V5", TSPIPE_API_TOKEN="tok3n", REDIS_URL="redis://:pw@127.0.0.1:1/0")
+    result = check(TELESIGN_API_KEY="c2VjcmV0a2V5LXNlY3JldGtleQ==", TSPIPE_API_TOKEN="tok3n", REDIS_URL="redis://:pw@127.0.0.1:1/0")
     assert result.returncode == 0
-    assert "c2VjcmV0a2V5" not in result.stdout and "tok3n" not in result.stdout and ":pw@" not in result.stdout
+    assert "c2VjcmV0a2V5LXNlY3JldGtleQ==" not in result.stdout and "tok3n" not in result.stdout and ":pw@" not in result.stdout
     assert "TSPIPE_MAX_BODY_BYTES" in result.stdout
 
 
 def test_readme_documents_every_variable():
     for setting in SETTINGS:
         assert f"`{setting.env}`" in README, setting.env
+
+
+def test_config_check_masks_secrets_inside_destinations_and_urls():
+    destinations = ('[{"name": "crm", "url": "https://hookuser:hookpass@crm.example/in?token=qtok&v=2", '
+                    '"secret": "whsec_signing_secret"}]')
+    result = check(TSPIPE_DESTINATIONS=destinations, TELESIGN_API_URL="https://apiuser:apipass@rest.example")
+    assert result.returncode == 0, result.stderr
+    for secret in ("whsec_signing_secret", "hookpass", "qtok", "apipass"):
+        assert secret not in result.stdout + result.stderr, secret
+    assert "crm.example" in result.stdout and '"secret": "***"' in result.stdout and "rest.example" in result.stdout
+
+
+def test_config_error_quoting_a_value_masks_its_secrets():
+    result = check(TSPIPE_DESTINATIONS='{"name": "crm", "secret": "whsec_signing_secret"}')
+    assert result.returncode == 2
+    assert "TSPIPE_DESTINATIONS" in result.stderr and "whsec_signing_secret" not in result.stderr
 
 
 def test_shows_the_effective_keyword_map():
@@ -57,5 +73,5 @@ def test_refuses_a_keyword_mapped_to_two_actions_with_one_line():
     result = check(TSPIPE_KEYWORDS='{"keywords": {"YES": "start", "yes": "stop"}}')
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "tspipe config check: TSPIPE_KEYWORDS: keyword 'yes' is mapped to two actions in keywords: start ('YES') and stop ('yes')"
+        "tspipe: bad configuration: TSPIPE_KEYWORDS: keyword 'yes' is mapped to two actions in keywords: start ('YES') and stop ('yes')"
     ]

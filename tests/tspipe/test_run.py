@@ -117,7 +117,7 @@ def test_run_on_a_terminal_prefixes_console_logs_without_banners_and_ctrl_c_stop
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=90)  # stops PostgreSQL too: 20 s on a loaded machine
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -156,7 +156,7 @@ def running():
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(90)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

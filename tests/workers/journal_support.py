@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import redis
 from ingest.task_message import ingest_batch_message
 from pipeline.record import Record, encode_batch
 from store import journal, keys
+from tests.conftest import REPO_ROOT
 
 QUEUE = "tspipe.ingest"
 # The real app with a 2 s visibility timeout, so a killed worker's batch comes back quickly.
@@ -41,7 +43,8 @@ def requeue_lost(client: redis.Redis, queue: str = QUEUE) -> int:
 def start_worker_process(env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
     """A worker subprocess; its output goes to `log` when given (kept for a failing run), else nowhere."""
     out = log.open("wb") if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(WORKER_CMD, env=env, stdout=out, stderr=subprocess.STDOUT)
+    python_path = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    return subprocess.Popen(WORKER_CMD, env={**env, "PYTHONPATH": python_path}, stdout=out, stderr=subprocess.STDOUT)
 
 
 def kill_while_applying(client: redis.Redis, worker: subprocess.Popen[bytes], timeout: float, after: float) -> None:

@@ -18,7 +18,7 @@ from archive.writer import Writer
 from store.alerts import AlertStore
 from tests.archive.insight_support import CARRIERS, sms_report
 from tests.archive.support import connect, row_of
-from tests.workers.delivery_support import HttpServer, celery_worker, destinations_env, wait_for
+from tests.workers.delivery_support import HttpServer, celery_worker, delivery_engine, destinations_env, wait_for
 from tests.workers.test_delivery import dest, ok, verify
 
 FAILING = "310-004"
@@ -54,7 +54,7 @@ def test_carrier_outage_raises_exactly_one_alert_for_that_carrier(monkeypatch, r
         from workers import tasks
 
         tasks.reset_store()
-        with celery_worker() as app:
+        with celery_worker() as app, delivery_engine():
             app.send_task("tspipe.alerts", queue="tspipe.ingest")
             assert wait_for(lambda: client.llen("ts:alerts") >= 1)
             # Beat runs it every minute: the same outage in the same window is not raised again.

@@ -13,7 +13,7 @@ from celery.contrib.testing.worker import start_worker
 
 from config.settings import reset_settings_cache
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
-from tests.conftest import fixture_bodies
+from tests.conftest import REPO_ROOT, fixture_bodies
 from store import keys, message
 from workers import app, tasks
 from tests.workers.fake_telesign import FakeTelesign
@@ -46,7 +46,7 @@ def use_fake_telesign(monkeypatch, fake: FakeTelesign, autoreplies: str) -> None
     """Point auto-replies at the local fake Telesign with known credentials and reply texts."""
     monkeypatch.setenv("TELESIGN_API_URL", fake.url)
     monkeypatch.setenv("TELESIGN_CUSTOMER_ID", "CUST")
-    monkeypatch.setenv("TELESIGN_API_KEY", "S2V5")
+    monkeypatch.setenv("TELESIGN_API_KEY", "S2V5LWZvci10aGUtdGVzdHMh")
     monkeypatch.setenv("TSPIPE_AUTOREPLIES", autoreplies)
     reset_settings_cache()
 
@@ -77,7 +77,7 @@ def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
     assert len(fake.requests) == 4
     last = fake.requests[-1]
     assert last["path"] == "/v1/messaging"
-    assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5").decode()
+    assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5LWZvci10aGUtdGVzdHMh").decode()
     form = parse_qs(last["body"].decode())
     assert form == {"phone_number": ["11234567890"], "message": ["Pomoc"], "message_type": ["ARN"]}
     assert env.client.llen(keys.DEADLETTER) == 0
@@ -108,7 +108,7 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
         enqueue(env.client, [Record(base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode()),
                                     time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
-    worker_env = dict(os.environ, PYTHONPATH=os.getcwd())
+    worker_env = dict(os.environ, PYTHONPATH=REPO_ROOT)
     kill_while_applying(env.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
     done_before = message.count(env.client)
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"

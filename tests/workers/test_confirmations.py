@@ -25,6 +25,7 @@ from tests.workers.journal_support import enqueue, kill_while_applying, requeue_
 from tests.workers.test_celery import send, use_fake_telesign
 from tspipe.cli import cli
 from workers import app, tasks
+from tests.conftest import REPO_ROOT
 
 REPLIES = '{"stop": {"default": "You are opted out"}, "start": {"default": "Welcome back"}}'
 
@@ -125,7 +126,7 @@ def test_sigkill_mid_batch_each_stop_gets_one_confirmation(store, redis_url, tmp
         enqueue(store.client, [Record(sms(b * per_batch + i, "Stop."), time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
     with FakeTelesign() as fake:
-        env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"),
+        env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"),
                    TELESIGN_API_URL=fake.url, TELESIGN_CUSTOMER_ID="CUST", TELESIGN_API_KEY="S2V5",
                    TSPIPE_AUTOREPLIES=REPLIES)
         kill_while_applying(store.client, start_worker_process(env, log=tmp_path / "first.log"), timeout=20, after=0.3)

@@ -18,6 +18,7 @@ from pipeline.record import Record
 from store import keys, message
 from tests.workers.delivery_support import wait_for
 from tests.workers.journal_support import enqueue, settled, start_worker_process
+from tests.conftest import REPO_ROOT
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tspipe-join-handler"
 
@@ -46,7 +47,7 @@ def inbound(n: int, text: str, channel: str = "sms") -> bytes:
 
 def test_join_handler_receives_exactly_the_join_messages(installed_join_handler, redis_url, tmp_path) -> None:
     joins = tmp_path / "joins.jsonl"
-    env = dict(os.environ, PYTHONPATH=os.getcwd(), REDIS_URL=redis_url, TSPIPE_LOG_LEVEL="warning",
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, TSPIPE_LOG_LEVEL="warning",
                TSPIPE_DATA_DIR=str(tmp_path / "data"), TSPIPE_JOIN_FILE=str(joins),
                TSPIPE_KEYWORDS='{"preset": "ctia", "keywords": {"JOIN": "generic", "PROMO": "generic"}}')
     texts = ["JOIN", "join!", "  Join ", "JOIN now", "STOP", "joint", "PROMO", "hello", "STOPALL", "join"]

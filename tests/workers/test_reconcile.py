@@ -100,3 +100,58 @@ def test_stuck_message_reaches_final_through_the_real_pipeline(fake_telesign, re
     client.zadd(keys.PENDING_INDEX, {"ref3001": time.time() - 600})
     assert reconcile_once(client, settings_for(fake_telesign, redis_url), default_apply) == 1
     assert client.zscore(keys.PENDING_INDEX, "ref3001") is None
+
+
+def test_status_poll_quotes_reference_id_and_one_bad_id_does_not_stop_the_run(redis_url) -> None:
+    """Issue 11, item 5: ids come from callback bodies. A space must not break the run for every other
+    message, `../` must not reach another Telesign endpoint, and a failing id is counted and skipped."""
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        reference_id = request.raw_path.rsplit("/", 1)[1]
+        if reference_id == "fails":
+            return web.json_response({"status": {"code": 10000}}, status=500)
+        if request.raw_path.startswith("/v1/messaging/"):
+            answer = {"reference_id": reference_id, "status": {
+                "code": 200, "description": "Delivered to handset", "updated_on": "2026-11-23T07:00:00.000000Z"}}
+            return web.json_response(answer)
+        return web.json_response({}, status=404)
+
+    now = time.time()
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(keys.PENDING_INDEX, {"has a space": now - 900, "../../v1/phoneid/15555550100": now - 800,
+                                     "fails": now - 700, "bad-answer": now - 650, "ref3001": now - 600})
+    applied: list[str] = []
+
+    def apply(body: bytes) -> None:
+        reference_id = json.loads(body)["reference_id"]
+        if reference_id == "bad-answer":
+            raise ValueError("cannot apply this answer")
+        applied.append(reference_id)
+
+    with HttpServer(handler) as server:
+        assert reconcile_once(client, settings_for(server, redis_url), apply) == 3
+    assert sorted(applied) == ["..%2F..%2Fv1%2Fphoneid%2F15555550100", "has%20a%20space", "ref3001"]
+    assert all(path.count("/") == 3 and path.startswith(("/v1/messaging/", "/v1/verify/")) for path in seen), seen
+    assert "/v1/messaging/has%20a%20space" in seen
+    assert int(client.hget(keys.METRICS, "tspipe_reconcile_errors_total")) == 2  # "fails" and "bad-answer"
+
+
+def test_reconcile_lock_outlives_the_run_and_is_released_only_by_its_owner(fake_telesign, redis_url) -> None:
+    """The lock's TTL covers a whole run at the configured pace, and a run whose lock was taken over
+    (it expired and a newer run holds it) leaves the newer run's lock alone."""
+    client = redis.Redis.from_url(redis_url)
+    client.zadd(keys.PENDING_INDEX, {"ref3001": time.time() - 600})
+    settings = load_settings({}, redis_url=redis_url, telesign_api_url=fake_telesign.url,
+                             telesign_customer_id=CUSTOMER, telesign_api_keys=(API_KEY,), reconcile_after_seconds=60,
+                             reconcile_max_per_run=500, reconcile_rate_per_second=1.0, reconcile_interval_seconds=60)
+    ttl_during_run: list[int] = []
+
+    def apply(body: bytes) -> None:
+        ttl_during_run.append(client.ttl(keys.RECONCILE_LOCK))
+        client.set(keys.RECONCILE_LOCK, "a-newer-run")  # ours expired; another run holds the lock now
+
+    assert reconcile_once(client, settings, apply) == 1
+    assert ttl_during_run[0] >= 500  # 500 polls at 1/s
+    assert client.get(keys.RECONCILE_LOCK) == b"a-newer-run"
