@@ -24,7 +24,7 @@ from tests.workers.test_delivery import SECRET, dest
 from store import keys, message
 from tests.conftest import REPO_ROOT
 
-N_BATCHES, PER_BATCH = 12, 250
+N_BATCHES, PER_BATCH = 24, 250  # enough that the faster apply path is still mid-stream at the kill
 
 
 async def ok(request: web.Request) -> web.Response:
@@ -46,7 +46,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, 
         total = len(callbacks)
         refs = Counter(reference_id(body) for _ch, body in callbacks)
         finals = sum(1 for ch, body in callbacks if pipeline.decode(body, channel_hint=ch).status.final)
-        kill_while_applying(client, start_worker_process(env), timeout=20, after=0.3)
+        kill_while_applying(client, start_worker_process(env), timeout=60, after=0.05)
         done_before = message.count(client)
         time.sleep(2.5)  # past the 2 s visibility timeout: the killed batch is restored
         second = start_worker_process(env)

@@ -127,7 +127,7 @@ def test_sigkill_mid_batch_each_stop_gets_one_confirmation(store, redis_url, tmp
     total = n_batches * per_batch
     with FakeTelesign() as fake:
         env = dict(os.environ, PYTHONPATH=REPO_ROOT, REDIS_URL=redis_url, TSPIPE_LOG_LEVEL="warning", TSPIPE_DATA_DIR=str(tmp_path / "data"),
-                   TELESIGN_API_URL=fake.url, TELESIGN_CUSTOMER_ID="CUST", TELESIGN_API_KEY="S2V5",
+                   TELESIGN_API_URL=fake.url, TELESIGN_CUSTOMER_ID="CUST", TELESIGN_API_KEY="S2V5LWZvci10aGUtdGVzdHMh",
                    TSPIPE_AUTOREPLIES=REPLIES)
         kill_while_applying(store.client, start_worker_process(env, log=tmp_path / "first.log"), timeout=60, after=0.3)
         before = len(fake.requests)
