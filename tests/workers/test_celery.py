@@ -7,8 +7,6 @@ import os
 import time
 from urllib.parse import parse_qs
 
-import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 
 from config.settings import reset_settings_cache
@@ -18,7 +16,6 @@ from store import keys, message
 from workers import app, tasks
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
-from store.state import Store
 
 
 def wait_for(predicate, timeout: float = 15.0, progress=None) -> None:
@@ -28,18 +25,6 @@ def wait_for(predicate, timeout: float = 15.0, progress=None) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"condition not met in {timeout:.0f}s" + (f"; progress: {progress()}" if progress else ""))
-
-
-@pytest.fixture
-def env(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    reset_settings_cache()
-    tasks.reset_store()
-    app.conf.broker_url = redis_url
-    client = redis.Redis.from_url(redis_url)
-    yield Store(client)
-    tasks.reset_store()
-    client.close()
 
 
 def use_fake_telesign(monkeypatch, fake: FakeTelesign, autoreplies: str) -> None:
@@ -55,17 +40,17 @@ def send(*bodies: bytes) -> None:
     app.send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time()) for b in bodies])])
 
 
-def test_queue_to_state_with_real_worker(env):
+def test_queue_to_state_with_real_worker(store):
     bodies = fixture_bodies()
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
         send(*bodies.values())
         send(*bodies.values())  # a redelivered batch changes nothing
-        wait_for(lambda: int(env.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == len(bodies))
-    assert env.client.llen(keys.RECENT_EVENTS) == len(bodies)
-    assert env.state("35C8B5D509BC10689196FED2AD551B8A") is not None
+        wait_for(lambda: int(store.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == len(bodies))
+    assert store.client.llen(keys.RECENT_EVENTS) == len(bodies)
+    assert store.state("35C8B5D509BC10689196FED2AD551B8A") is not None
 
 
-def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
+def test_help_sends_one_autoreply_after_three_500s(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign(failures=3) as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here", "RS": "Pomoc"}}')
@@ -80,23 +65,23 @@ def test_help_sends_one_autoreply_after_three_500s(env, monkeypatch):
     assert last["auth"] == "Basic " + base64.b64encode(b"CUST:S2V5LWZvci10aGUtdGVzdHMh").decode()
     form = parse_qs(last["body"].decode())
     assert form == {"phone_number": ["11234567890"], "message": ["Pomoc"], "message_type": ["ARN"]}
-    assert env.client.llen(keys.DEADLETTER) == 0
+    assert store.client.llen(keys.DEADLETTER) == 0
 
 
-def test_autoreply_exhausted_goes_to_deadletter(env, monkeypatch):
+def test_autoreply_exhausted_goes_to_deadletter(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     monkeypatch.setattr(tasks.autoreply, "max_retries", 1)
     with FakeTelesign(failures=100) as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             send(help_body)
-            wait_for(lambda: env.client.llen(keys.DEADLETTER) == 1, timeout=20)
-    entry = __import__("json").loads(env.client.lindex(keys.DEADLETTER, 0))
+            wait_for(lambda: store.client.llen(keys.DEADLETTER) == 1, timeout=20)
+    entry = __import__("json").loads(store.client.lindex(keys.DEADLETTER, 0))
     assert entry["kind"] == "autoreply" and entry["attempts"] == 2 and "500" in entry["error"]
     assert entry["payload"]["message"] == "Help here"
 
 
-def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
+def test_sigkill_mid_batch_applies_every_event_once(store, tmp_path):
     """A worker killed while a batch is in flight: the batch comes back, and dedup keeps it exactly-once.
 
     Batches are queued the way the ingress does, journalled: a kill that lands between kombu's
@@ -105,41 +90,41 @@ def test_sigkill_mid_batch_applies_every_event_once(env, tmp_path):
     base = fixture_bodies()["delivery_rcs_fallback_to_sms"]
     n_batches, per_batch = 40, 250
     for b in range(n_batches):
-        enqueue(env.client, [Record(base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode()),
+        enqueue(store.client, [Record(base.replace(b"35C8B5D509BC10689196FED2AD551B8A", f"REF{b:03d}{i:04d}".encode()),
                                     time.time()) for i in range(per_batch)])
     total = n_batches * per_batch
     worker_env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    kill_while_applying(env.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
-    done_before = message.count(env.client)
+    kill_while_applying(store.client, start_worker_process(worker_env, tmp_path / "worker1.log"), timeout=60, after=0.2)
+    done_before = message.count(store.client)
     assert done_before < total, "the worker finished before it was killed; make the batches bigger"
     # Past the visibility timeout, the restarted worker restores the killed one's batch at start-up.
     time.sleep(2.5)
     second = start_worker_process(worker_env, tmp_path / "worker2.log")
     try:
         field = 'tspipe_events_total{channel="sms",kind="delivery",outcome="delivered"}'
-        applied = lambda: int(env.client.hget(keys.METRICS, field) or 0)  # noqa: E731
-        progress = lambda: (f"applied {applied()} of {total}, queued {env.client.llen('tspipe.ingest')}, "  # noqa: E731
-                            f"unacked {env.client.hlen('unacked')}, journal {env.client.hlen(keys.JOURNAL)}")
-        wait_for(lambda: settled(env.client), timeout=120, progress=progress)
-        requeued = requeue_lost(env.client)
-        wait_for(lambda: applied() >= total and env.client.hlen(keys.JOURNAL) == 0, timeout=60, progress=progress)
+        applied = lambda: int(store.client.hget(keys.METRICS, field) or 0)  # noqa: E731
+        progress = lambda: (f"applied {applied()} of {total}, queued {store.client.llen('tspipe.ingest')}, "  # noqa: E731
+                            f"unacked {store.client.hlen('unacked')}, journal {store.client.hlen(keys.JOURNAL)}")
+        wait_for(lambda: settled(store.client), timeout=120, progress=progress)
+        requeued = requeue_lost(store.client)
+        wait_for(lambda: applied() >= total and store.client.hlen(keys.JOURNAL) == 0, timeout=60, progress=progress)
         time.sleep(0.3)
     finally:
         second.terminate()
         second.wait(10)
     print(f"\n[sigkill] applied before the kill {done_before}, lost in transit and queued again {requeued}")
-    assert int(env.client.hget(keys.METRICS, field)) == total
-    assert message.count(env.client, "REF*") == total
+    assert int(store.client.hget(keys.METRICS, field)) == total
+    assert message.count(store.client, "REF*") == total
 
 
-def test_help_five_times_sends_exactly_one_reply(env, monkeypatch):
+def test_help_five_times_sends_exactly_one_reply(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign() as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             for _ in range(5):
                 send(help_body)
-            wait_for(lambda: int(env.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == 4)
+            wait_for(lambda: int(store.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == 4)
             wait_for(lambda: len(fake.requests) >= 1)
             time.sleep(0.5)
     assert len(fake.requests) == 1

@@ -10,15 +10,12 @@ import time
 from collections import Counter
 from urllib.parse import parse_qs
 
-import pytest
-import redis
 from celery.contrib.testing.worker import start_worker
 from click.testing import CliRunner
 
 from config.settings import reset_settings_cache
 from pipeline.record import Record
 from store import deadletters, keys
-from store.state import Store
 from tests.workers.delivery_support import wait_for
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
@@ -28,18 +25,6 @@ from workers import app, tasks
 from tests.conftest import REPO_ROOT
 
 REPLIES = '{"stop": {"default": "You are opted out"}, "start": {"default": "Welcome back"}}'
-
-
-@pytest.fixture
-def store(redis_url, monkeypatch):
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    reset_settings_cache()
-    tasks.reset_store()
-    app.conf.broker_url = redis_url
-    client = redis.Redis.from_url(redis_url)
-    yield Store(client)
-    tasks.reset_store()
-    client.close()
 
 
 def sms(n: int, text: str, second: int = 0) -> bytes:

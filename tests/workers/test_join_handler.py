@@ -3,35 +3,24 @@ receives exactly the JOIN messages through a real worker process and the sender'
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 
 from pipeline.record import Record
 from store import keys, message
+from tests.workers.conftest import pip_installed
 from tests.workers.delivery_support import wait_for
 from tests.workers.journal_support import enqueue, settled, start_worker_process
 from tests.conftest import REPO_ROOT
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tspipe-join-handler"
-
-
 @pytest.fixture(scope="module")
-def installed_join_handler():
-    """pip-install the example (no build isolation, no network) so the worker finds its `tspipe.plugins` entry point."""
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True)
-    importlib.invalidate_caches()
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "tspipe-join-handler"], check=True)
-    importlib.invalidate_caches()
+def installed_join_handler(tmp_path_factory):
+    with pip_installed("tspipe-join-handler", "tspipe-join-handler", tmp_path_factory.mktemp("example")):
+        yield
 
 
 def inbound(n: int, text: str, channel: str = "sms") -> bytes:

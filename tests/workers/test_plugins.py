@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import csv
-import importlib
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import redis
 
 from pipeline.event import Action, Kind, Outcome
+from tests.workers.conftest import pip_installed
 from tests.workers.delivery_support import celery_worker, destinations_env, make_event, wait_for
 from store import deadletters
 from workers.fanout import fan_out
 from workers.plugins import load_plugins, to_event
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tspipe-optout-csv"
-
-
 @pytest.fixture(scope="module")
-def installed_example():
-    """pip-install the example into this venv so it is found as a real `tspipe.plugins` entry point."""
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run(pip + ["install", "--no-deps", "--no-build-isolation", str(EXAMPLE)], check=True)
-    importlib.invalidate_caches()
-    yield
-    subprocess.run(pip + ["uninstall", "-y", "tspipe-optout-csv"], check=True)
-    importlib.invalidate_caches()
+def installed_example(tmp_path_factory):
+    with pip_installed("tspipe-optout-csv", "tspipe-optout-csv", tmp_path_factory.mktemp("example")):
+        yield
 
 
 def test_entry_point_plugin_gets_only_filtered_events(installed_example, monkeypatch, redis_url, tmp_path) -> None:
