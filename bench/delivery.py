@@ -116,9 +116,9 @@ class Receivers:
 DRIVER = r"""
 import sys, time
 from tests.workers.delivery_support import make_event
-from workers.app import make_celery
+from workers.app import get_app
 from workers.fanout import fan_out
-make_celery().set_current()
+get_app()
 total, rate, batch, start_at = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 begin = time.monotonic()
 n = 0

@@ -30,7 +30,10 @@ METRIC_PREFIX = "tspipe_events_total"
 def run_worker() -> None:
     """Worker process: the real app plus the naive per-callback task."""
     import pipeline
-    from workers import app, tasks
+    from workers import tasks
+    from workers.app import get_app
+
+    app = get_app()
 
     @app.task(name=NAIVE_TASK, acks_late=True)
     def naive_callback(body: bytes, received_at: float) -> None:
@@ -95,7 +98,9 @@ def main() -> None:
         env = dict(os.environ, REDIS_URL=server.url, PYTHONPATH=str(ROOT))
         os.environ["REDIS_URL"] = server.url
         from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
-        from workers import app
+        from workers.app import get_app
+
+        app = get_app()
 
         client = redis.Redis.from_url(server.url)
         now = time.time()

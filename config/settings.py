@@ -124,7 +124,7 @@ def _channels(raw: str) -> tuple[str, ...]:
 
 
 def _json_or_path(raw: str) -> str:
-    """Kept as text here; the module that owns the shape validates it (see workers/destinations.py)."""
+    """Kept as text here; the module that owns the shape validates it (see config/destinations.py)."""
     return raw.strip()
 
 

@@ -35,10 +35,10 @@ import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, TimeoutError as RedisTimeoutError
 
 from config import tracing
+from config.destinations import MAX_DELAY_SECONDS, Destination
 from store import circuit, connection, deadletters, delivery_queue, keys
-from workers.destinations import MAX_DELAY_SECONDS, Destination
 from deliver.http import DeliveryFailed, post
-from workers.webhooks import backoff, message_id, secret_bytes
+from pipeline.webhooks import backoff, message_id, secret_bytes
 
 log = structlog.get_logger("tspipe.deliver")
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)

@@ -12,7 +12,7 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
-from workers.webhooks import sign
+from pipeline.webhooks import sign
 
 RETRY_STATUSES = {408, 429}
 

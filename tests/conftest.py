@@ -74,17 +74,19 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def _reset_caches() -> None:
-    """Forget settings and whatever was parsed or imported from them (only in modules already loaded:
-    importing workers here would build the Celery app for tests that never use it)."""
+    """Forget settings and whatever was parsed or built from them, the Celery app included (only in modules
+    already loaded: there is nothing to forget in the others)."""
     from config.settings import reset_settings_cache
 
     reset_settings_cache()
     if (plugins := sys.modules.get("workers.plugins")) is not None:
         plugins._loaded = None
-    if (destinations := sys.modules.get("workers.destinations")) is not None:
+    if (destinations := sys.modules.get("config.destinations")) is not None:
         destinations._parsed.cache_clear()
     if (actions := sys.modules.get("workers.actions")) is not None:
         actions.load_autoreplies.cache_clear()
+    if (app := sys.modules.get("workers.app")) is not None:
+        app.reset_app()
 
 
 def postgres_home() -> Path:

@@ -23,7 +23,7 @@ def deliver_command() -> None:
     settings = settings_or_exit("deliver", need_redis=True)
     try:
         # Inside the try: importing workers/ builds the Celery app, which validates the destinations too.
-        from workers.destinations import load_destinations
+        from config.destinations import load_destinations
 
         destinations = load_destinations()
     except ConfigError as exc:

@@ -13,6 +13,6 @@ def destinations_group() -> None:
 @destinations_group.command("new-secret")
 def new_secret_command() -> None:
     """Print a fresh signing secret (whsec_ + base64 of 32 random bytes) for a destination's "secret"."""
-    from workers.webhooks import new_secret
+    from pipeline.webhooks import new_secret
 
     click.echo(new_secret())

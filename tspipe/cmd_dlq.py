@@ -52,7 +52,7 @@ def list_cmd(target: str | None, as_json: bool, limit: int | None, offset: int) 
 
 def _ids(entry) -> tuple[str, str]:
     """The event id (first of a batch, with how many) and the webhook-id its delivery carries."""
-    from workers.webhooks import batch_id, event_ids
+    from pipeline.webhooks import batch_id, event_ids
 
     body = bytes(entry.event)
     try:
@@ -70,13 +70,13 @@ def _ids(entry) -> tuple[str, str]:
 def replay_cmd(target: str | None, entry_ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead letters through the normal delivery path again, with a fresh attempt budget."""
     from store import deadletters
-    from workers.app import make_celery
+    from workers.app import get_app
     from workers.replay import replay, unreplayable
 
     if not (target or entry_ids or replay_all):
         raise click.UsageError("say which entries: --destination NAME, --id ID or --all")
     try:
-        make_celery().set_current()
+        get_app()  # plug-in and auto-reply entries are sent as Celery tasks
         client = _client()
         entries = deadletters.list_entries(client, target)
         if entry_ids:

@@ -20,7 +20,9 @@ def _app(command: str = "worker"):
     configure_logging(settings)
     try:
         # Building the app validates TSPIPE_DESTINATIONS (a destination's secret, say): one line, not a traceback.
-        from workers import app
+        from workers.app import get_app
+
+        app = get_app()
     except ConfigError as exc:
         click.echo(f"tspipe {command}: {exc}", err=True)
         raise SystemExit(2) from None

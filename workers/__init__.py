@@ -1,5 +1,4 @@
-"""Celery side: decode, classify, dedup, apply state, run keyword actions, fan out."""
+"""Celery side: decode, classify, dedup, apply state, run keyword actions, fan out.
 
-from workers.app import app
-
-__all__ = ["app"]
+Importing this package builds no Celery app: workers/app.py builds it on first use (`get_app()`).
+"""

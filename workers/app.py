@@ -1,26 +1,32 @@
-"""The Celery application, built from config/.
+"""The Celery application, built from config/ on first use, never at import.
 
-`celery -A workers worker` finds `app` here through workers/__init__.py. The
-broker URL is REDIS_URL; `tspipe run` sets it to the embedded Redis.
+Importing any module of tspipe reads no settings and builds no app: the web
+process, the delivery engine and the CLI import workers/ modules (or modules
+that do) without paying for Celery or failing on a worker-only setting. The
+tasks are `shared_task`s, bound to whichever app is built; `get_app()` builds
+the process's one app (cached) and makes it current. `tspipe worker`, `beat`
+and `flower` call it; `celery -A workers.app worker` (or `workers.app:app`)
+finds it through this module's `__getattr__`. The broker URL is REDIS_URL;
+`tspipe run` sets it to the embedded Redis.
 """
 
 from __future__ import annotations
 
 import logging
 
-from celery import Celery
+from celery import Celery, current_task
 from celery.app import trace
 from celery.signals import setup_logging, worker_process_init, worker_process_shutdown
 from kombu import Queue
 from kombu.serialization import register
 
 from config import Settings, get_settings, tracing
+from config.destinations import parse_destinations
 from config.settings import UNREACHABLE_REDIS_URL
 from config.logging import configure_logging
 from pipeline.record import INGEST_BATCH_TASK
 from store.serialization import CONTENT_ENCODING, CONTENT_TYPE, SERIALIZER, dumps, loads
 from workers import queue_order
-from workers.destinations import parse_destinations
 from workers.queue_order import MAINTENANCE_QUEUE
 
 register(SERIALIZER, dumps, loads, content_type=CONTENT_TYPE, content_encoding=CONTENT_ENCODING)
@@ -127,5 +133,33 @@ def _tspipe_logging(**_: object) -> None:
             logger.addFilter(_NoPerTaskLines())
 
 
-# Module-level so `celery -A workers.app worker` (and `-A workers`) find it.
-app = make_celery()
+_app: Celery | None = None
+
+
+def get_app() -> Celery:
+    """The process's Celery app: built from the settings on first call, then the same one (and the current app,
+    so `shared_task` proxies and plug-ins resolve to it)."""
+    global _app
+    if _app is None:
+        _app = make_celery()
+        _app.set_current()
+    return _app
+
+
+def reset_app() -> None:
+    """Forget the built app, so the next `get_app()` reads the settings again (tests change REDIS_URL per test)."""
+    global _app
+    _app = None
+
+
+def running_app() -> Celery:
+    """The app of the running task (a threads or solo worker does not make its app current), else `get_app()`."""
+    task = current_task._get_current_object() if current_task else None
+    return task.app if task is not None else get_app()
+
+
+def __getattr__(name: str) -> Celery:
+    """`celery -A workers.app` looks up `app` (then `celery`) as an attribute: the app is built then, not on import."""
+    if name == "app":
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,23 +15,17 @@ import time
 from collections.abc import Sequence
 
 import redis
-from celery import Celery, current_app, current_task, shared_task
+from celery import shared_task
 
 from config import get_settings
+from config.destinations import Destination, by_name
 from store import connection, deadletters, delivery_queue
-from workers.destinations import Destination, by_name
 
 DELIVER_TASK = "tspipe.deliver"
 
 
 def redis_client() -> redis.Redis:
     return connection.shared(get_settings().redis_url)
-
-
-def celery_app() -> Celery:
-    """The app of the running task (a threads or solo worker does not make its app current), else the current one."""
-    task = current_task._get_current_object() if current_task else None
-    return task.app if task is not None else current_app._get_current_object()
 
 
 def enqueue(client: redis.Redis, bodies: Sequence[tuple[Destination, list[bytes]]], first_at: float | None = None,

@@ -17,11 +17,11 @@ from contextlib import nullcontext
 import msgspec
 import redis
 
+from config.destinations import load_destinations
 from pipeline.alerts import ALERT_ENCODER
 from pipeline.event import EVENT_ENCODER, Event
-
-from workers.delivery import celery_app, enqueue, redis_client
-from workers.destinations import load_destinations
+from workers.app import running_app
+from workers.delivery import enqueue, redis_client
 from workers.plugins import load_plugins
 
 
@@ -63,7 +63,7 @@ def fan_out_alerts(alerts: list, client: redis.Redis | None = None) -> None:
     plugins = [p for p in load_plugins() if _wants_alerts(p.filter)]
     if not plugins:
         return
-    app = celery_app()
+    app = running_app()
     items = [msgspec.json.decode(e) for e in encoded]
     with app.producer_or_acquire() as producer:
         for plugin in plugins:
@@ -98,7 +98,7 @@ def fan_out(events: list[Event], client: redis.Redis | None = None,
     plugins = load_plugins()
     if not plugins:
         return
-    app = celery_app()
+    app = running_app()
     # One broker connection for the whole batch instead of one checkout per message.
     with app.producer_or_acquire() as producer:
         for plugin in plugins:

@@ -24,9 +24,9 @@ from celery import Task
 from celery.signals import import_modules, task_failure, worker_init
 
 from config import get_settings
+from config.destinations import Filter
 from pipeline.event import EVENT_DECODER, Event
 from store import connection, deadletters
-from workers.destinations import Filter
 
 GROUP = "tspipe.plugins"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import msgspec
 import redis
 
+from config.destinations import by_name
 from store import deadletters
 from store.deadletters import DeadLetter
-from workers.delivery import celery_app, enqueue
-from workers.destinations import by_name
+from workers.app import running_app
+from workers.delivery import enqueue
 from workers.plugins import load_plugins, plugin_names
 
 AUTOREPLY_TASK = "tspipe.autoreply"
@@ -58,9 +59,9 @@ def replay(client: redis.Redis, entries: list[DeadLetter]) -> int:
             if plugin is None:
                 continue
             # To the plug-in's own queue, as fan-out sends it: the default queue may have no consumer of it.
-            celery_app().send_task(plugin.name, args=(msgspec.json.decode(body),), queue=plugin.queue)
+            running_app().send_task(plugin.name, args=(msgspec.json.decode(body),), queue=plugin.queue)
         else:
-            celery_app().send_task(AUTOREPLY_TASK, args=(msgspec.json.decode(body),))
+            running_app().send_task(AUTOREPLY_TASK, args=(msgspec.json.decode(body),))
         done.append(entry.id)
     if deliveries:
         enqueue(client, deliveries)

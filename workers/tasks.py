@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 import msgspec
 import structlog
+from celery import shared_task
 
 import pipeline
 from config import get_settings, tracing
@@ -32,7 +33,7 @@ from store.archive_backlog import Backlog
 from store.quarantine import QuarantineEntry
 from store.state import Store
 from workers import actions, fanout
-from workers.app import app
+from workers.app import running_app
 from workers.telesign_client import TelesignError, send_reply
 
 log = structlog.get_logger("tspipe.worker")
@@ -160,8 +161,12 @@ def _process(store: Store, blob: bytes, records: list[Record], spans) -> list[Ev
     # Replies are queued for every event that asks for one, duplicates included:
     # the auto-reply task claims the event id, so only one ever sends, and a
     # crash between apply and enqueue cannot lose the reply.
-    for reply in actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies)):
-        autoreply.delay(msgspec.to_builtins(reply))
+    replies = actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies))
+    if replies:
+        # The running app's own task object: outside a worker (a test calling process_batch) that is get_app().
+        task = running_app().tasks[AUTOREPLY_TASK]
+        for reply in replies:
+            task.delay(msgspec.to_builtins(reply))
     _log_batch(events, applied, bad)
     return applied
 
@@ -184,7 +189,7 @@ def _log_batch(events: list[Event], applied: list[Event], bad: list[QuarantineEn
              duplicates=len(events) - len(applied), quarantined=len(bad))
 
 
-@app.task(name=INGEST_BATCH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=INGEST_BATCH_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
 def ingest_batch(self, blob: bytes) -> int:
     applied = len(process_batch(blob))
     if self.request.id:
@@ -192,7 +197,7 @@ def ingest_batch(self, blob: bytes) -> int:
     return applied
 
 
-@app.task(name=JOURNAL_SWEEP_TASK)
+@shared_task(name=JOURNAL_SWEEP_TASK)
 def journal_sweep() -> int:
     """Beat: queue again the batches lost between Redis and a worker (see store/journal.py)."""
     settings = get_settings()
@@ -206,7 +211,7 @@ def journal_sweep() -> int:
     return requeued
 
 
-@app.task(
+@shared_task(
     name=AUTOREPLY_TASK,
     bind=True,
     autoretry_for=(TelesignError,),

@@ -15,10 +15,9 @@ from config.settings import reset_settings_cache
 from ingest.task_message import ingest_batch_message
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import fixture_bodies
-from workers import app as worker_app
 from store import keys
 from workers import tasks
-from workers.app import make_celery
+from workers.app import get_app, make_celery
 
 QUEUE = "tspipe.ingest"
 # Fresh per message (or, for reply_to, per Celery app object): never compared.
@@ -62,12 +61,12 @@ def test_real_celery_worker_consumes_it(redis_url: str, monkeypatch) -> None:
     monkeypatch.setenv("REDIS_URL", redis_url)
     reset_settings_cache()
     tasks.reset_store()
-    worker_app.conf.broker_url = redis_url
+    get_app().conf.broker_url = redis_url  # the app built before this test read another REDIS_URL
     bodies = list(fixture_bodies().values())
     client = redis.Redis.from_url(redis_url)
     try:
         client.lpush(QUEUE, ingest_batch_message(encode_batch([Record(b, time.time()) for b in bodies]), QUEUE))
-        with start_worker(worker_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             deadline = time.monotonic() + 15
             while client.llen(keys.RECENT_EVENTS) < len(bodies) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -15,7 +15,8 @@ from ingest.task_message import ingest_batch_message
 from pipeline.record import Record, encode_batch
 from tests.conftest import fixture_bodies
 from store import journal, keys
-from workers import app, tasks
+from workers import tasks
+from workers.app import get_app
 
 QUEUE = "tspipe.ingest"
 
@@ -100,12 +101,12 @@ def test_lost_batch_reaches_the_store_through_a_real_worker(client, redis_url, m
     monkeypatch.setenv("REDIS_URL", redis_url)
     reset_settings_cache()
     tasks.reset_store()
-    app.conf.broker_url = redis_url
+    get_app().conf.broker_url = redis_url
     bodies = list(fixture_bodies().values())
     try:
         kept_id, _ = enqueue(client, bodies[:3], now=time.time())
         lost_id, _ = enqueue(client, bodies[3:], push=False, now=time.time() - 60)
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             deadline = time.monotonic() + 20
             while client.hlen(keys.JOURNAL) > 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -127,4 +128,4 @@ def test_beat_runs_the_sweep_every_third_of_the_grace():
 
     entry = make_celery(load_settings({}, journal_grace_seconds=45)).conf.beat_schedule["tspipe-journal-sweep"]
     assert entry["task"] == tasks.JOURNAL_SWEEP_TASK and entry["schedule"] == 15.0
-    assert entry["task"] in app.tasks
+    assert entry["task"] in get_app().tasks

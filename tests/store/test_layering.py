@@ -1,4 +1,5 @@
-"""The layers point one way: store/ under ingest/ and workers/, which never import each other.
+"""The layers point one way: pipeline/, config/ and store/ under ingest/, workers/ and deliver/, which never
+import each other; tspipe/ on top. Nothing builds a Celery app on import.
 
 Checked twice: statically (every import statement, including ones inside
 functions) and at run time (what a fresh interpreter has loaded after the
@@ -8,6 +9,7 @@ web app is built), because the second is what the web process pays for.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,12 +31,20 @@ def _imports(package: str) -> list[tuple[str, str]]:
     return found
 
 
+UPPER = ("ingest", "workers", "deliver", "archive", "tspipe")
+
+
 @pytest.mark.parametrize("package, forbidden", [
-    ("store", ("celery", "kombu", "aiohttp", "ingest", "workers", "deliver", "tspipe")),
-    ("ingest", ("workers", "celery", "kombu")),
-    ("workers", ("ingest", "aiohttp", "deliver")),
+    # The bottom: pure logic, storage and settings import none of the processes built on them.
+    ("pipeline", UPPER + ("store", "config", "celery", "kombu", "aiohttp", "redis")),
+    # archive/ is PostgreSQL's side of storage, beside store/ (tests/archive/test_layering.py): erasure reaches it.
+    ("store", ("ingest", "workers", "deliver", "tspipe", "celery", "kombu", "aiohttp")),
+    ("config", UPPER + ("store", "celery", "kombu", "aiohttp", "redis")),
+    # The three kinds of process stand side by side and never import each other.
+    ("ingest", ("workers", "deliver", "tspipe", "celery", "kombu")),
+    ("workers", ("ingest", "deliver", "tspipe", "aiohttp")),
     # The delivery engine: asyncio and aiohttp, never Celery (it must not wait on, or be, a worker process).
-    ("deliver", ("ingest", "celery", "kombu", "tspipe")),
+    ("deliver", ("ingest", "workers", "archive", "tspipe", "celery", "kombu")),
 ])
 def test_package_imports_only_layers_below_it(package, forbidden):
     bad = [(f, m) for f, m in _imports(package) if m.split(".")[0] in forbidden]
@@ -84,3 +94,51 @@ def test_worker_modules_import_each_other_without_a_circle():
 
     for module in graph:
         visit(module, ())
+
+
+PACKAGES = ("pipeline", "config", "store", "archive", "ingest", "workers", "deliver", "tspipe")
+
+
+def test_importing_every_module_builds_no_celery_app_and_reads_no_settings():
+    """Every module of every package, imported in one fresh interpreter with a TSPIPE_DESTINATIONS that does not
+    parse: none fails, none builds a Celery app (not even Celery's fallback default app), none reads the settings."""
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for package in PACKAGES for path in (ROOT / package).rglob("*.py") if path.stem != "__main__"
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "import celery._state as state, config.settings, workers.app\n"
+        "print(len(list(state._apps)), state.default_app, getattr(state._tls, 'current_app', None),"
+        " config.settings._cached, workers.app._app)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["TSPIPE_DESTINATIONS"] = "not json"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "None", "None", "None", "None"]
+    assert len(modules) > 100
+
+
+def test_get_app_builds_one_app_on_first_use_and_celery_finds_it(tmp_path):
+    """`tspipe worker` and `celery -A workers.app` (or `workers.app:app`) reach the same cached app."""
+    code = (
+        "from celery import current_app\n"
+        "from celery.app.utils import find_app\n"
+        "import celery._state as state\n"
+        "from workers.app import get_app, reset_app\n"
+        "import workers.tasks  # what a worker imports at start (the app's `imports`)\n"
+        "assert not list(state._apps)\n"
+        "app = get_app()\n"
+        "assert get_app() is app is find_app('workers.app') is find_app('workers.app:app')\n"
+        "assert current_app._get_current_object() is app and 'tspipe.ingest_batch' in app.tasks\n"
+        "reset_app()\n"
+        "assert get_app() is not app\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, REDIS_URL="redis://127.0.0.1:1/0", TSPIPE_DATA_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "ok", out.stderr

@@ -20,7 +20,7 @@ from store import deadletters
 from workers import plugins
 from workers.fanout import fan_out
 from workers.plugins import load_plugins
-from workers.webhooks import batch_id
+from pipeline.webhooks import batch_id
 from pipeline.event import EVENT_ENCODER
 from tests.conftest import REPO_ROOT
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from tests.workers.delivery_support import wait_for
 from tspipe.cli import cli
-from workers.destinations import parse_destinations
+from config.destinations import parse_destinations
 
 TSPIPE = str(Path(sys.executable).with_name("tspipe"))
 

@@ -36,12 +36,13 @@ def body(name: str, **changes) -> bytes:
 @pytest.fixture
 def store(redis_url, monkeypatch):
     """The in-process worker's store and Celery broker pointed at this test's Redis."""
-    from workers import app, tasks
+    from workers import tasks
+    from workers.app import reset_app
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     reset_settings_cache()
     tasks.reset_store()
-    app.conf.broker_url = redis_url
+    reset_app()  # get_app() builds it again, on this test's REDIS_URL
     client = redis.Redis.from_url(redis_url)
     yield Store(client)
     tasks.reset_store()

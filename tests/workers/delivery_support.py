@@ -90,7 +90,7 @@ def destinations_env(monkeypatch, redis_url: str, destinations: list[dict], **ex
 def delivery_engine(lease_grace: float = 30.0):
     """The real delivery engine (deliver/engine.py) on its own event loop in a thread, for the current settings."""
     from config import get_settings
-    from workers.destinations import load_destinations
+    from config.destinations import load_destinations
     from deliver.engine import Engine
 
     engine = Engine(load_destinations(), get_settings().redis_url, lease_grace=lease_grace)
@@ -127,10 +127,10 @@ def verify_all(secret: str, calls: list[tuple[dict[str, str], bytes, float]]) ->
 @contextlib.contextmanager
 def celery_worker(concurrency: int = 4):
     """A real Celery worker (threads pool) consuming the default and every destination queue."""
-    from workers.app import make_celery
+    from workers.app import get_app, reset_app
 
-    app = make_celery()
-    app.set_current()
+    reset_app()  # built again for the settings of this moment (the test may have changed them)
+    app = get_app()
     with start_worker(app, pool="threads", concurrency=concurrency, perform_ping_check=False,
                       shutdown_timeout=10, loglevel="WARNING"):
         yield app

@@ -13,7 +13,8 @@ from config.settings import reset_settings_cache
 from pipeline.record import INGEST_BATCH_TASK, Record, encode_batch
 from tests.conftest import REPO_ROOT, fixture_bodies
 from store import keys, message
-from workers import app, tasks
+from workers import tasks
+from workers.app import get_app
 from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 
@@ -37,12 +38,12 @@ def use_fake_telesign(monkeypatch, fake: FakeTelesign, autoreplies: str) -> None
 
 
 def send(*bodies: bytes) -> None:
-    app.send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time()) for b in bodies])])
+    get_app().send_task(INGEST_BATCH_TASK, args=[encode_batch([Record(b, time.time()) for b in bodies])])
 
 
 def test_queue_to_state_with_real_worker(store):
     bodies = fixture_bodies()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
         send(*bodies.values())
         send(*bodies.values())  # a redelivered batch changes nothing
         wait_for(lambda: int(store.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == len(bodies))
@@ -54,7 +55,7 @@ def test_help_sends_one_autoreply_after_three_500s(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign(failures=3) as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here", "RS": "Pomoc"}}')
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             for _ in range(3):
                 send(help_body)
             wait_for(lambda: len(fake.requests) >= 4, timeout=30)
@@ -73,7 +74,7 @@ def test_autoreply_exhausted_goes_to_deadletter(store, monkeypatch):
     monkeypatch.setattr(tasks.autoreply, "max_retries", 1)
     with FakeTelesign(failures=100) as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             send(help_body)
             wait_for(lambda: store.client.llen(keys.DEADLETTER) == 1, timeout=20)
     entry = __import__("json").loads(store.client.lindex(keys.DEADLETTER, 0))
@@ -121,7 +122,7 @@ def test_help_five_times_sends_exactly_one_reply(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
     with FakeTelesign() as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             for _ in range(5):
                 send(help_body)
             wait_for(lambda: int(store.client.hget(keys.METRICS, "tspipe_dedup_hits_total") or 0) == 4)

@@ -21,7 +21,8 @@ from tests.workers.fake_telesign import FakeTelesign
 from tests.workers.journal_support import enqueue, kill_while_applying, requeue_lost, settled, start_worker_process
 from tests.workers.test_celery import send, use_fake_telesign
 from tspipe.cli import cli
-from workers import app, tasks
+from workers import tasks
+from workers.app import get_app
 from tests.conftest import REPO_ROOT
 
 REPLIES = '{"stop": {"default": "You are opted out"}, "start": {"default": "Welcome back"}}'
@@ -50,7 +51,7 @@ def test_stop_retried_by_telesign_gets_one_confirmation_and_a_later_start_one_to
     stop, start = sms(1, "STOP", second=1), sms(1, "start", second=2)
     with FakeTelesign() as fake:
         use_fake_telesign(monkeypatch, fake, REPLIES)
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             send(stop, stop)  # twice in one batch
             send(stop)  # Telesign's retries: the same bytes again, in later batches
             send(stop)
@@ -68,7 +69,7 @@ def test_dlq_replay_of_an_autoreply_sends_it_once(store, monkeypatch):
     stop = sms(2, "stop")
     monkeypatch.setenv("TSPIPE_AUTOREPLIES", REPLIES)
     reset_settings_cache()
-    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+    with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
         send(stop)  # no Telesign credentials yet: the reply is dead-lettered
         wait_for(lambda: len(deadletters.list_entries(store.client, kind="autoreply")) == 1)
     (entry,) = deadletters.list_entries(store.client, kind="autoreply")
@@ -76,7 +77,7 @@ def test_dlq_replay_of_an_autoreply_sends_it_once(store, monkeypatch):
     runner = CliRunner()
     with FakeTelesign() as fake:
         use_fake_telesign(monkeypatch, fake, REPLIES)
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):
             result = runner.invoke(cli, ["dlq", "replay", "--id", entry.id])
             assert result.exit_code == 0, result.output
             assert wait_for(lambda: len(fake.requests) >= 1)

@@ -17,8 +17,9 @@ from pathlib import Path
 import msgspec
 
 from config.errors import ConfigError
+from config.settings import get_settings
 from pipeline.event import Event
-from workers.webhooks import secret_bytes
+from pipeline.webhooks import secret_bytes
 
 VARIABLE = "TSPIPE_DESTINATIONS"
 # Below the broker visibility timeout (workers/app.py) so a delayed retry is never redelivered early.
@@ -159,8 +160,6 @@ def _parsed(raw: str | None) -> tuple[Destination, ...]:
 
 def load_destinations() -> tuple[Destination, ...]:
     """The destinations of the process-wide settings; parsed once, since fan-out asks on every batch."""
-    from config import get_settings
-
     return _parsed(get_settings().destinations)
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from workers.webhooks import backoff, batch_id, new_secret, secret_bytes, sign
+from pipeline.webhooks import backoff, batch_id, new_secret, secret_bytes, sign
 
 
 def test_standard_webhooks_reference_vector() -> None:

@@ -10,7 +10,7 @@ import pytest
 from config.errors import ConfigError
 from pipeline.event import Action, Kind, Outcome
 from tests.workers.delivery_support import make_event
-from workers.destinations import Filter, parse_destinations
+from config.destinations import Filter, parse_destinations
 
 S = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ONE = [{"name": "crm", "url": "https://crm.example/hook", "secret": S,
