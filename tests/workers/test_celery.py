@@ -71,7 +71,8 @@ def test_help_sends_one_autoreply_after_three_500s(store, monkeypatch):
 
 def test_autoreply_exhausted_goes_to_deadletter(store, monkeypatch):
     help_body = fixture_bodies()["mo_sms_keyword_start"].replace(b'"action": "start"', b'"action": "help"')
-    monkeypatch.setattr(tasks.autoreply, "max_retries", 1)
+    # The task object of this test's app (tasks.autoreply is a shared_task proxy: it follows the current app).
+    monkeypatch.setattr(get_app().tasks[tasks.AUTOREPLY_TASK], "max_retries", 1)
     with FakeTelesign(failures=100) as fake:
         use_fake_telesign(monkeypatch, fake, '{"help": {"default": "Help here"}}')
         with start_worker(get_app(), pool="solo", perform_ping_check=False, shutdown_timeout=10):

@@ -93,16 +93,17 @@ def test_a_reply_that_exhausted_its_retries_is_released_for_replay(store, monkey
     """The other way into the DLQ: Telesign kept failing. The dead letter must not keep the claim either."""
     payload = {"event_id": "e-retry", "action": "stop", "channel": "sms", "phone_number": "15550200003",
                "email": None, "message": "You are opted out"}
+    autoreply = get_app().tasks[tasks.AUTOREPLY_TASK]
     with FakeTelesign(failures=100) as fake:
         use_fake_telesign(monkeypatch, fake, REPLIES)
-        outcome = tasks.autoreply.apply(args=[payload], retries=tasks.AUTOREPLY_MAX_RETRIES).get()
+        outcome = autoreply.apply(args=[payload], retries=tasks.AUTOREPLY_MAX_RETRIES).get()
     assert outcome == "dead-lettered" and len(fake.requests) == 1
     assert store.client.exists(keys.AUTOREPLY_CLAIM.format(event_id="e-retry")) == 0
     with FakeTelesign() as fake:
         use_fake_telesign(monkeypatch, fake, REPLIES)
-        assert tasks.autoreply.apply(args=[payload], task_id="replayed").get() == "sent"
-        assert tasks.autoreply.apply(args=[payload], task_id="replayed").get() == "duplicate"  # redelivered after sending
-        assert tasks.autoreply.apply(args=[payload], task_id="another").get() == "duplicate"
+        assert autoreply.apply(args=[payload], task_id="replayed").get() == "sent"
+        assert autoreply.apply(args=[payload], task_id="replayed").get() == "duplicate"  # redelivered after sending
+        assert autoreply.apply(args=[payload], task_id="another").get() == "duplicate"
     assert len(fake.requests) == 1
 
 
