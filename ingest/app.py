@@ -21,7 +21,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from config import Settings, tracing
+from config import ConfigError, Settings, tracing
+from config.destinations import parse_destinations
 from ingest.archive_api import setup_archive_api
 from ingest.batcher import Batcher, Overloaded
 from ingest.cluster_metrics import cluster_metrics
@@ -46,6 +47,7 @@ PUBLISHER_KEY = web.AppKey("publisher", Publisher)
 BATCHER_KEY = web.AppKey("batcher", Batcher)
 VERIFIER_KEY = web.AppKey("verifier", SignatureVerifier)
 REDIS_KEY = web.AppKey("redis", aioredis.Redis)
+DESTINATIONS_KEY = web.AppKey("destinations", tuple)
 
 _OK = b"ok"
 READY_TIMEOUT_S = 0.5
@@ -218,7 +220,7 @@ async def handle_readyz(request: web.Request) -> web.Response:
 async def handle_metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS_KEY]
     metrics.spool_bytes.set(request.app[PUBLISHER_KEY].spool.size)
-    cluster = await cluster_metrics(request.app[REDIS_KEY], request.app[SETTINGS_KEY].queue)
+    cluster = await cluster_metrics(request.app[REDIS_KEY], request.app[SETTINGS_KEY].queue, request.app[DESTINATIONS_KEY])
     return web.Response(body=generate_latest(metrics.registry) + cluster, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -267,6 +269,15 @@ async def _write_pending(app: web.Application) -> None:
     await app[BATCHER_KEY].close()
 
 
+def _destination_names(settings: Settings) -> tuple[str, ...]:
+    """The destinations /metrics reports on. `tspipe web` refuses a bad TSPIPE_DESTINATIONS before building the
+    app; built without that check, the ingress still takes callbacks and reports on no destination."""
+    try:
+        return tuple(d.name for d in parse_destinations(settings.destinations))
+    except ConfigError:
+        return ()
+
+
 def create_app(settings: Settings) -> web.Application:
     """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
     if not settings.redis_url:
@@ -281,6 +292,7 @@ def create_app(settings: Settings) -> web.Application:
     publisher = Publisher(settings)
     metrics.registry.register(SpoolDamage(publisher.spool))
     app[SETTINGS_KEY] = settings
+    app[DESTINATIONS_KEY] = _destination_names(settings)
     app[METRICS_KEY] = metrics
     app[PUBLISHER_KEY] = publisher
     app[BATCHER_KEY] = Batcher(settings, publisher, metrics)

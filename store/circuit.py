@@ -93,6 +93,22 @@ def record_args(now: float, threshold: int, cooldown: float, outcomes: list[tupl
     return flat
 
 
+# The circuit's state as a /metrics gauge (not the acquire modes above): what an operator's alert compares to.
+GAUGE_CLOSED, GAUGE_HALF_OPEN, GAUGE_OPEN = 0, 1, 2
+
+
+def queue_state(pipe, name: str) -> None:
+    """Add the read of a circuit's `open_until` to an (async or sync) pipeline; `gauge` turns the answer into a state."""
+    pipe.hget(key(name), "open_until")
+
+
+def gauge(open_until: bytes | str | None, now: float | None = None) -> int:
+    """Closed (never opened, or closed again), open (cooling down) or half-open (cooled down: a probe may go)."""
+    if open_until is None:
+        return GAUGE_CLOSED
+    return GAUGE_OPEN if (time.time() if now is None else now) < float(open_until) else GAUGE_HALF_OPEN
+
+
 def parse_acquire(reply: list) -> tuple[int, int, float]:
     mode, gen, wait = reply
     return int(mode), int(gen), float(wait)

@@ -189,11 +189,20 @@ def enqueue(client: redis.Redis, batches: Sequence[tuple[str, int, list[bytes]]]
     return [int(n) for n in pipe.execute()] if batches else []
 
 
-def depth(client: redis.Redis, name: str) -> dict[str, int]:
-    """How many jobs wait (ready), wait for a retry (delayed) and are held by an engine (in_flight)."""
-    pipe = client.pipeline(transaction=False)
+DEPTH_STATES = ("ready", "delayed", "in_flight")
+
+
+def queue_depth(pipe, name: str) -> None:
+    """Add a destination's three sizes to an (async or sync) pipeline, answered in DEPTH_STATES order."""
     pipe.llen(keys.DELIVERY_READY.format(name=name))
     pipe.zcard(keys.DELIVERY_DELAYED.format(name=name))
     pipe.hlen(keys.DELIVERY_INFLIGHT.format(name=name))
-    ready, delayed, in_flight = pipe.execute()
-    return {"ready": ready, "delayed": delayed, "in_flight": in_flight}
+
+
+def depth(client: redis.Redis, name: str) -> dict[str, int]:
+    """How many jobs wait (ready), wait for a retry (delayed) and are held by an engine (in_flight).
+
+    Ready plus delayed is what `max_queued` bounds."""
+    pipe = client.pipeline(transaction=False)
+    queue_depth(pipe, name)
+    return dict(zip(DEPTH_STATES, pipe.execute()))
