@@ -43,7 +43,8 @@ RATE = PREFIX + "rate:{name}:{window}"
 JOURNAL = PREFIX + "journal"
 JOURNAL_DUE = PREFIX + "journal:due"
 JOURNAL_REQUEUES = PREFIX + "journal:requeues"
-# Batches re-queued too often (they keep failing): kept for an operator, never dropped.
+# Batches re-queued too often (they keep failing), until the same sweep moves their callbacks into the
+# quarantine (byte-capped, replayable): a batch stays here only between two sweeps.
 JOURNAL_STUCK = PREFIX + "journal:stuck"
 # kombu's Redis transport: messages handed to a consumer and not yet acknowledged.
 KOMBU_UNACKED = "unacked"
