@@ -105,8 +105,8 @@ def _reset_caches() -> None:
         plugins._loaded = None
     if (destinations := sys.modules.get("config.destinations")) is not None:
         destinations._parsed.cache_clear()
-    if (actions := sys.modules.get("workers.actions")) is not None:
-        actions.load_autoreplies.cache_clear()
+    if (autoreplies := sys.modules.get("config.autoreplies")) is not None:
+        autoreplies.load_autoreplies.cache_clear()
     if (app := sys.modules.get("workers.app")) is not None:
         app.reset_app()
 

@@ -26,7 +26,7 @@ def test_readme_event_example_is_what_classify_gives():
 
 
 def test_readme_autoreplies_example_is_accepted():
-    from workers.actions import load_autoreplies
+    from config.autoreplies import load_autoreplies
 
     example = _json_block("Auto-replies")
     assert load_autoreplies(json.dumps(example)) == example

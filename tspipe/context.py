@@ -45,8 +45,8 @@ def check_configuration() -> Settings:
     """The settings, with every value a process parses at start-up validated; raises ConfigError."""
     settings = get_settings()
     # Imported here: these modules are the owners of their settings' shapes.
+    from config.autoreplies import load_autoreplies
     from config.destinations import parse_destinations
-    from workers.actions import load_autoreplies
 
     parse_destinations(settings.destinations)
     load_autoreplies(settings.autoreplies)

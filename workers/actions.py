@@ -2,18 +2,16 @@
 
 Opt-out changes (stop/start) are applied atomically with dedup inside the
 store's batch script; this module only decides the auto-reply text, per action
-and per language (the body's iso_country_code), from TSPIPE_AUTOREPLIES.
+and per language (the body's iso_country_code), from TSPIPE_AUTOREPLIES
+(parsed by config/autoreplies.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import lru_cache
 
 import msgspec
 
-from config.errors import ConfigError
 from pipeline.event import Event, Kind
 
 
@@ -26,23 +24,6 @@ class AutoReply(msgspec.Struct, frozen=True, kw_only=True):
     phone_number: str | None
     email: str | None
     message: str
-
-
-@lru_cache(maxsize=8)
-def load_autoreplies(raw: str | None) -> dict[str, dict[str, str]]:
-    """Parse TSPIPE_AUTOREPLIES (JSON text or a path to a JSON file); unset means no replies."""
-    if not raw:
-        return {}
-    text = raw
-    if not raw.lstrip().startswith("{"):
-        if not os.path.exists(raw):
-            raise ConfigError("TSPIPE_AUTOREPLIES", f"is neither JSON nor an existing file: {raw!r}")
-        with open(raw, encoding="utf-8") as handle:
-            text = handle.read()
-    try:
-        return msgspec.json.decode(text, type=dict[str, dict[str, str]])
-    except msgspec.DecodeError as exc:
-        raise ConfigError("TSPIPE_AUTOREPLIES", f"must map action -> {{language: text}}: {exc}") from None
 
 
 def _find_country(node: object, depth: int = 0) -> str | None:

@@ -23,6 +23,7 @@ from celery import shared_task
 
 import pipeline
 from config import get_settings, tracing
+from config.autoreplies import load_autoreplies
 from config.keywords import keyword_map
 from pipeline.keywords import DEFAULT_MAP
 from pipeline.errors import InvalidCallback
@@ -161,7 +162,7 @@ def _process(store: Store, blob: bytes, records: list[Record], spans) -> list[Ev
     # Replies are queued for every event that asks for one, duplicates included:
     # the auto-reply task claims the event id, so only one ever sends, and a
     # crash between apply and enqueue cannot lose the reply.
-    replies = actions.autoreplies_for(events, actions.load_autoreplies(get_settings().autoreplies))
+    replies = actions.autoreplies_for(events, load_autoreplies(get_settings().autoreplies))
     if replies:
         # The running app's own task object: outside a worker (a test calling process_batch) that is get_app().
         task = running_app().tasks[AUTOREPLY_TASK]

@@ -9,6 +9,7 @@ web app is built), because the second is what the web process pays for.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,23 @@ def test_storage_layer_loads_no_celery_or_aiohttp():
     loaded = _loaded_after("import store, store.keys, store.connection, store.state, store.journal, "
                            "store.quarantine, store.deadletters, store.optouts, store.serialization")
     assert not loaded & {"celery", "kombu", "aiohttp", "workers", "ingest"}
+
+
+def test_configuration_check_and_delivery_engine_load_no_workers_or_celery():
+    """Every process checks every setting first (tspipe/context.py): the destinations and auto-replies are parsed
+    in config/, so the check loads none of workers/ (it built the Celery app: ~0.3 s of CPU before each
+    `tspipe web`); nor does the delivery engine, which reads the destinations and signs with pipeline/."""
+    destinations = json.dumps([{"name": "hook", "url": "http://127.0.0.1:9/", "secret": "whsec_" + "QUFB" * 8}])
+    replies = json.dumps({"stop": {"default": "Bye"}})
+    code = (
+        "import os\n"
+        f"os.environ.update(TSPIPE_DESTINATIONS={destinations!r}, TSPIPE_AUTOREPLIES={replies!r})\n"
+        "from tspipe.context import check_configuration\n"
+        "assert [d.name for d in __import__('config.destinations').destinations.load_destinations()] == ['hook']\n"
+        "check_configuration()\n"
+        "import deliver.engine, tspipe.cmd_deliver\n"
+    )
+    assert not _loaded_after(code) & {"celery", "kombu", "workers"}
 
 
 def test_web_process_builds_no_celery_app(tmp_path):
