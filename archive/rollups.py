@@ -137,6 +137,8 @@ class Delta:
         # Keys hold hours since the epoch, not datetimes: an aware datetime hashes ten times slower.
         self.counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         self.ttf: dict[tuple, dict[int, int]] = defaultdict(dict)
+        # Failures by final status code, on the carrier's and the country's own rows.
+        self.fails: dict[tuple, dict[int, int]] = defaultdict(dict)
         self.spend: dict[tuple, Decimal] = defaultdict(Decimal)
 
     def add_message(self, state: MessageState, sign: int) -> None:
@@ -176,8 +178,10 @@ class Delta:
                 self.spend[row + (state.currency,)] += sign * state.spend
         if final and outcome in FAILED:
             # Failure codes per carrier and per country, for "worst carriers and their codes".
-            for dim, key in (("carrier_code", state.carrier), ("country_code", state.country)):
-                self.counts[(dim, channel, hour, f"{key}|{state.final_code}")][_FAILED] += sign
+            code = state.final_code
+            for row in (("carrier", channel, hour, state.carrier), ("country", channel, hour, state.country)):
+                fails = self.fails[row]
+                fails[code] = fails.get(code, 0) + sign
 
     def add_inbound(self, event: Event) -> None:
         when = event.occurred_at or event.received_at
@@ -190,8 +194,11 @@ class Delta:
     @staticmethod
     def _spread(dim: str, channel: str, hour: int, key: str) -> tuple[tuple, ...]:
         day = hour - hour % 24
+        # Dimension channel: the all-channel rows add every channel into one key, ALL_CHANNELS (a
+        # copy of each channel's row under it would only repeat the channel's own rows).
+        every = ALL_CHANNELS if dim == "channel" else key
         return ((dim, channel, HOUR, hour, key), (dim, channel, DAY, day, key),
-                (dim, ALL_CHANNELS, HOUR, hour, key), (dim, ALL_CHANNELS, DAY, day, key))
+                (dim, ALL_CHANNELS, HOUR, hour, every), (dim, ALL_CHANNELS, DAY, day, every))
 
     def rollup_rows(self) -> list[tuple]:
         """Rows to add, in primary-key order (so concurrent writers lock them in the same order).
@@ -201,8 +208,10 @@ class Delta:
         """
         counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         ttfs: dict[tuple, list[int]] = defaultdict(lambda: [0] * histogram.N)
+        fails: dict[tuple, dict[int, int]] = defaultdict(dict)
         for source, vector in self.counts.items():
             buckets = self.ttf.get(source)
+            codes = self.fails.get(source)
             for row in self._spread(*source):
                 total = counts[row]
                 for i, v in enumerate(vector):
@@ -211,13 +220,23 @@ class Delta:
                     ttf = ttfs[row]
                     for bucket, n in buckets.items():
                         ttf[bucket] += n
+                if codes:
+                    merged = fails[row]
+                    for code, n in codes.items():
+                        merged[code] = merged.get(code, 0) + n
         rows = []
         for row in sorted(counts):
             vector, ttf = counts[row], ttfs.get(row)
-            if any(vector) or (ttf is not None and any(ttf)):
+            codes = {c: n for c, n in fails[row].items() if n} if row in fails else None
+            if any(vector) or (ttf is not None and any(ttf)) or codes:
                 dim, channel, span, hour, key = row
                 literal = "{" + ",".join(map(str, ttf)) + "}" if ttf is not None and any(ttf) else None
-                rows.append((dim, channel, span, _start(hour), key, *vector, literal))
+                fail_codes = fail_counts = None
+                if codes:
+                    ordered = sorted(codes)
+                    fail_codes = "{" + ",".join(map(str, ordered)) + "}"
+                    fail_counts = "{" + ",".join(str(codes[c]) for c in ordered) + "}"
+                rows.append((dim, channel, span, _start(hour), key, *vector, literal, fail_codes, fail_counts))
         return rows
 
     def spend_rows(self) -> list[tuple]:
@@ -245,18 +264,28 @@ _SAVE = (
     f"FROM jsonb_to_recordset(%s::jsonb) AS u({', '.join(f'{c} {t}' for c, t in zip(_STATE_COLUMNS, _STATE_TYPES))}) "
     "WHERE m.reference_id = u.reference_id"
 )
-_ROLLUP_TYPES = ("text", "text", "smallint", "timestamptz", "text") + ("bigint",) * len(COUNTERS) + ("text",)
-_ROLLUP_COLUMNS = ("dim", "channel", "span", "hour", "key") + COUNTERS + ("ttf",)
-# One statement per batch: the rows arrive as one array per column (ttf as array literals).
+_ROLLUP_TYPES = ("text", "text", "smallint", "timestamptz", "text") + ("bigint",) * len(COUNTERS) + ("text",) * 3
+_ROLLUP_COLUMNS = ("dim", "channel", "span", "hour", "key") + COUNTERS + ("ttf", "fail_codes", "fail_counts")
+# The failure codes of the stored row and of the batch, added code by code, zeros dropped, in code order.
+_MERGED_FAILS = (
+    "SELECT c, sum(n)::integer AS n FROM (SELECT * FROM unnest(r.fail_codes, r.fail_counts) "
+    "UNION ALL SELECT * FROM unnest(EXCLUDED.fail_codes, EXCLUDED.fail_counts)) AS f(c, n) "
+    "GROUP BY c HAVING sum(n) <> 0 ORDER BY c"
+)
+# One statement per batch: the rows arrive as one JSON document (arrays as array literals).
 _ROLLUP = (
     f"INSERT INTO insight_rollup AS r ({', '.join(_ROLLUP_COLUMNS)}) "
-    f"SELECT {', '.join(_ROLLUP_COLUMNS[:-1])}, ttf::integer[] "
+    f"SELECT {', '.join(_ROLLUP_COLUMNS[:-3])}, ttf::integer[], fail_codes::integer[], fail_counts::integer[] "
     f"FROM jsonb_to_recordset(%s::jsonb) AS u({', '.join(f'{c} {t}' for c, t in zip(_ROLLUP_COLUMNS, _ROLLUP_TYPES))}) "
     "ON CONFLICT (dim, channel, span, hour, key) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in COUNTERS)
-    # Most rows of a batch change no histogram (a message sent, a failure code): null, and kept as is.
+    # Most rows of a batch change no histogram and no failure code: null, and kept as is.
     + ", ttf = CASE WHEN EXCLUDED.ttf IS NULL THEN r.ttf WHEN r.ttf IS NULL THEN EXCLUDED.ttf ELSE "
     "ARRAY(SELECT a + b FROM unnest(r.ttf, EXCLUDED.ttf) WITH ORDINALITY AS t(a, b, i) ORDER BY i) END"
+    ", fail_codes = CASE WHEN EXCLUDED.fail_codes IS NULL THEN r.fail_codes WHEN r.fail_codes IS NULL "
+    f"THEN EXCLUDED.fail_codes ELSE ARRAY(SELECT c FROM ({_MERGED_FAILS}) AS m) END"
+    ", fail_counts = CASE WHEN EXCLUDED.fail_codes IS NULL THEN r.fail_counts WHEN r.fail_codes IS NULL "
+    f"THEN EXCLUDED.fail_counts ELSE ARRAY(SELECT n FROM ({_MERGED_FAILS}) AS m) END"
 )
 _SPEND = (
     "INSERT INTO insight_spend AS s (dim, channel, span, hour, key, currency, amount) "
