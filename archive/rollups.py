@@ -20,6 +20,8 @@ of its two partial days, not 720 hours times six channels (bench/stats.py).
 Only rows new to the archive reach here (the writer's idempotence), so a
 redelivered batch adds nothing. Rows are locked in reference-id and key
 order, so concurrent workers wait for each other but never deadlock.
+insight_messages is kept for TSPIPE_ARCHIVE_DAYS, like the events, and
+dropped by whole partitions (message_generations.py).
 """
 
 from __future__ import annotations
@@ -248,9 +250,12 @@ class Delta:
                 for (dim, channel, span, hour, key, currency), amount in sorted(spend.items()) if amount]
 
 
+# A message's row is in one generation of insight_messages (archive/message_generations.py): found by
+# reference id in whichever holds it, made in the current one when none does.
 _CLAIM = (
-    "INSERT INTO insight_messages (reference_id) SELECT r FROM unnest(%s::text[]) AS r ORDER BY r "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO insight_messages (generation, reference_id) "
+    "SELECT (SELECT max(generation) FROM insight_message_generations), r FROM unnest(%s::text[]) AS r ORDER BY r "
+    "ON CONFLICT DO NOTHING RETURNING reference_id"
 )
 _LOCK = (
     f"SELECT {', '.join(_STATE_COLUMNS)} FROM insight_messages WHERE reference_id = ANY(%s) "
@@ -316,11 +321,23 @@ def apply(cur: psycopg.Cursor, rows: Sequence[ArchiveRow]) -> Delta:
     return delta
 
 
-def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: Delta) -> None:
-    refs = sorted(by_ref)
-    cur.execute(_CLAIM, (refs,))
+def _lock(cur: psycopg.Cursor, refs: list[str]) -> dict[str, MessageState]:
     cur.execute(_LOCK, (refs,))
-    states = {r[0]: MessageState(**dict(zip(_STATE_COLUMNS, r))) for r in cur.fetchall()}
+    return {r[0]: MessageState(**dict(zip(_STATE_COLUMNS, r))) for r in cur.fetchall()}
+
+
+def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: Delta) -> None:
+    """Lock the batch's messages (in reference-id order), making the rows of new ones, then move them."""
+    refs = sorted(by_ref)
+    states = _lock(cur, refs)
+    missing = [ref for ref in refs if ref not in states]
+    if missing:
+        cur.execute(_CLAIM, (missing,))
+        claimed = {ref for (ref,) in cur.fetchall()}
+        states.update((ref, MessageState(reference_id=ref)) for ref in claimed)
+        if len(claimed) < len(missing):
+            # Another writer made these rows meanwhile (its insert held ours until it committed): lock them.
+            states.update(_lock(cur, [ref for ref in missing if ref not in claimed]))
     changed = []
     for ref in refs:
         old = states[ref]

@@ -106,11 +106,11 @@ def load(conn: psycopg.Connection, n: int, days: int, now: datetime) -> tuple[in
         for state in states:
             delta.add_message(state, +1)
         with conn.cursor().copy(
-            "COPY insight_messages (reference_id, hour, first_at, channel, country, carrier, final_code, "
+            "COPY insight_messages (generation, reference_id, hour, first_at, channel, country, carrier, final_code, "
             "final_outcome, final_rank, final_at, currency, spend) FROM STDIN"
         ) as copy:
             for state in states:
-                copy.write_row((state.reference_id, state.hour, state.first_at, state.channel, state.country,
+                copy.write_row((1, state.reference_id, state.hour, state.first_at, state.channel, state.country,
                                 state.carrier, state.final_code, state.final_outcome, state.final_rank,
                                 state.final_at, state.currency, state.spend))
         rows = delta.rollup_rows()
