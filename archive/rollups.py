@@ -257,9 +257,11 @@ _CLAIM = (
     "SELECT (SELECT max(generation) FROM insight_message_generations), r FROM unnest(%s::text[]) AS r ORDER BY r "
     "ON CONFLICT DO NOTHING RETURNING reference_id"
 )
+# A join from the batch's reference ids (index probes into each generation), not `reference_id = ANY(...)`:
+# on a young table without statistics the planner scanned every row against the whole array instead.
 _LOCK = (
-    f"SELECT {', '.join(_STATE_COLUMNS)} FROM insight_messages WHERE reference_id = ANY(%s) "
-    "ORDER BY reference_id FOR UPDATE"
+    f"SELECT {', '.join('m.' + c for c in _STATE_COLUMNS)} FROM unnest(%s::text[]) AS r(ref) "
+    "JOIN insight_messages m ON m.reference_id = r.ref ORDER BY m.reference_id FOR UPDATE OF m"
 )
 _STATE_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "integer", "text", "smallint",
                 "timestamptz", "text", "numeric")
