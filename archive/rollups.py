@@ -229,6 +229,17 @@ class Delta:
                 for (dim, channel, span, hour, key, currency), amount in sorted(spend.items()) if amount]
 
 
+_STATE_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "integer", "text", "smallint",
+                "timestamptz", "text", "numeric")
+# Which of a batch's messages have a row already (no lock: a message first seen here is inserted whole,
+# and one another writer inserts meanwhile falls back to the claim-and-lock path below).
+_KNOWN = "SELECT reference_id FROM insight_messages WHERE reference_id = ANY(%s)"
+_INSERT = (
+    f"INSERT INTO insight_messages ({', '.join(_STATE_COLUMNS)}) "
+    f"SELECT {', '.join(_STATE_COLUMNS)} FROM jsonb_to_recordset(%s::jsonb) "
+    f"AS u({', '.join(f'{c} {t}' for c, t in zip(_STATE_COLUMNS, _STATE_TYPES))}) ORDER BY reference_id "
+    "ON CONFLICT DO NOTHING RETURNING reference_id"
+)
 _CLAIM = (
     "INSERT INTO insight_messages (reference_id) SELECT r FROM unnest(%s::text[]) AS r ORDER BY r "
     "ON CONFLICT DO NOTHING"
@@ -237,8 +248,6 @@ _LOCK = (
     f"SELECT {', '.join(_STATE_COLUMNS)} FROM insight_messages WHERE reference_id = ANY(%s) "
     "ORDER BY reference_id FOR UPDATE"
 )
-_STATE_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "integer", "text", "smallint",
-                "timestamptz", "text", "numeric")
 # Rows travel as one JSON document (msgspec encodes it in C; psycopg adapts list parameters in Python).
 _SAVE = (
     f"UPDATE insight_messages m SET {', '.join(f'{c} = u.{c}' for c in _STATE_COLUMNS[1:])} "
@@ -288,7 +297,34 @@ def apply(cur: psycopg.Cursor, rows: Sequence[ArchiveRow]) -> Delta:
 
 
 def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: Delta) -> None:
+    """Messages new to the archive are inserted whole (one statement, no row lock: most callbacks of a
+    busy stream are a message's first); the others are claimed, locked and updated in reference-id order.
+
+    A message's first row lock costs PostgreSQL a WAL record and a dirtied page, and the update
+    another tuple: inserting the finished row instead halved the rollups' PostgreSQL CPU per event
+    (bench/archive_cost.py)."""
     refs = sorted(by_ref)
+    cur.execute(_KNOWN, (refs,))
+    known = {r for (r,) in cur.fetchall()}
+    fresh = [ref for ref in refs if ref not in known]
+    inserted: set[str] = set()
+    if fresh:
+        states = {}
+        for ref in fresh:
+            new = MessageState(reference_id=ref)
+            for event in by_ref[ref]:
+                new = advance(new, event, facts_of(event))
+            states[ref] = new
+        cur.execute(_INSERT, (_JSON.encode([states[ref] for ref in fresh]).decode(),))
+        inserted = {r for (r,) in cur.fetchall()}
+        for ref in inserted:
+            delta.add_message(states[ref], +1)  # from nothing: the empty state counts in no figure
+    rest = [ref for ref in refs if ref not in inserted]
+    if rest:
+        _update_messages(cur, rest, by_ref, delta)
+
+
+def _update_messages(cur: psycopg.Cursor, refs: list[str], by_ref: dict[str, list[Event]], delta: Delta) -> None:
     cur.execute(_CLAIM, (refs,))
     cur.execute(_LOCK, (refs,))
     states = {r[0]: MessageState(**dict(zip(_STATE_COLUMNS, r))) for r in cur.fetchall()}
@@ -304,4 +340,3 @@ def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: 
             changed.append(new)
     if changed:
         cur.execute(_SAVE, (_JSON.encode(changed).decode(),))
-

@@ -62,8 +62,19 @@ def event_json(event: Event) -> str:
     return encoded.decode()
 
 
+_JSONB_VERSION = b"\x01"
+
+
+def event_jsonb(event: Event) -> bytes:
+    """event_json() in jsonb's binary wire format (a version byte, then the text), for a binary COPY."""
+    encoded = EVENT_ENCODER.encode(msgspec.structs.replace(event, raw=""))
+    if encoded.endswith(_NO_RAW):
+        encoded = encoded[: -len(_NO_RAW)] + b"}"
+    return _JSONB_VERSION + encoded
+
+
 def copy_values(row: ArchiveRow) -> tuple:
-    """The row in the column order of writer.COLUMNS."""
+    """The row in the column order of writer.COLUMNS, for a binary COPY (the event as binary jsonb)."""
     ev = row.event
     return (
         row.occurred_at,
@@ -78,7 +89,7 @@ def copy_values(row: ArchiveRow) -> tuple:
         ev.reference_id,
         normalize_phone(ev.phone_number),
         normalize_email(ev.email),
-        event_json(ev),
+        event_jsonb(ev),
         row.body,
     )
 
