@@ -55,26 +55,20 @@ def normalize_address(address: str) -> str | None:
 
 def event_json(event: Event) -> str:
     """The normalized event as JSON without `raw` (the row keeps the body in its own column, once)."""
-    encoded = EVENT_ENCODER.encode(msgspec.structs.replace(event, raw=""))
+    return event_json_bytes(event).decode()
+
+
+def event_json_bytes(event: Event) -> bytes:
+    """event_json() as UTF-8 bytes: the json column's binary wire format (the text itself), for a binary COPY."""
     # `raw` is the last field of Event, so the empty one is the last 10 bytes.
-    if encoded.endswith(_NO_RAW):
-        encoded = encoded[: -len(_NO_RAW)] + b"}"
-    return encoded.decode()
-
-
-_JSONB_VERSION = b"\x01"
-
-
-def event_jsonb(event: Event) -> bytes:
-    """event_json() in jsonb's binary wire format (a version byte, then the text), for a binary COPY."""
     encoded = EVENT_ENCODER.encode(msgspec.structs.replace(event, raw=""))
     if encoded.endswith(_NO_RAW):
         encoded = encoded[: -len(_NO_RAW)] + b"}"
-    return _JSONB_VERSION + encoded
+    return encoded
 
 
 def copy_values(row: ArchiveRow) -> tuple:
-    """The row in the column order of writer.COLUMNS, for a binary COPY (the event as binary jsonb)."""
+    """The row in the column order of writer.COLUMNS, for a binary COPY (the event as json bytes)."""
     ev = row.event
     return (
         row.occurred_at,
@@ -89,7 +83,7 @@ def copy_values(row: ArchiveRow) -> tuple:
         ev.reference_id,
         normalize_phone(ev.phone_number),
         normalize_email(ev.email),
-        event_jsonb(ev),
+        event_json_bytes(ev),
         row.body,
     )
 

@@ -46,8 +46,8 @@ _CREATE_INCOMING = (
 )
 _COPY = f"COPY {_INCOMING} ({_COLS}) FROM STDIN"
 _COPY_DIRECT = f"COPY events ({_COLS}) FROM STDIN (FORMAT BINARY)"
-# The event goes as bytea: its bytes are already jsonb's binary form (rows.event_jsonb), and psycopg's
-# own jsonb dumper would encode the str again as a JSON string.
+# The event goes as bytea: its bytes are already json's binary form (rows.event_json_bytes), and psycopg's
+# own json dumper would encode them again as a JSON string.
 _TYPES = ("timestamptz", "text", "timestamptz", "text", "bool", "text", "text", "text", "int4", "text", "text",
           "text", "bytea", "bytea")
 _EVENT = COLUMNS.index("event")
@@ -121,7 +121,7 @@ class Writer:
         with cur.copy(_COPY) as copy:
             write_row = copy.write_row
             for v in values:
-                write_row((*v[:_EVENT], v[_EVENT][1:].decode(), *v[_EVENT + 1:]))  # text COPY: jsonb as text
+                write_row((*v[:_EVENT], v[_EVENT].decode(), *v[_EVENT + 1:]))  # text COPY: the event as text
         cur.execute(_MOVE)
         new_ids = {event_id for (event_id,) in cur.fetchall()}
         if len(new_ids) == len(rows):

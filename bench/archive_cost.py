@@ -134,6 +134,22 @@ def _old(conn, writer):
     return write
 
 
+@variant("jsonb", "the event column as jsonb (as before migration 0002)")
+def _jsonb(conn, writer):
+    import archive.rows
+
+    conn.execute("ALTER TABLE events ALTER COLUMN event TYPE jsonb")
+    encode = archive.rows.event_json_bytes
+
+    def write(rows):
+        archive.rows.event_json_bytes = lambda event: b"\x01" + encode(event)  # jsonb's binary form
+        try:
+            return writer.archive(conn, rows)
+        finally:
+            archive.rows.event_json_bytes = encode
+    return write
+
+
 @variant("nothing", "decode only: no database work (the writer's decoding CPU)")
 def _nothing(conn, writer):
     return lambda rows: rows
