@@ -9,6 +9,7 @@ entry, and erasure finds every spelling of one person.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from pipeline.event import EVENT_ENCODER, Event
 
 _NO_RAW = b',"raw":""}'
+_NOT_DIGITS = re.compile(r"[^0-9]+")  # ASCII digits only, as before (str.isdigit would keep other scripts' digits)
 
 
 class ArchiveRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -34,7 +36,7 @@ def normalize_phone(value: str | None) -> str | None:
     """E.164 digits: '+1 (123) 456-7890' -> '11234567890'; None when there are no digits."""
     if not value:
         return None
-    digits = "".join(ch for ch in value if "0" <= ch <= "9")
+    digits = _NOT_DIGITS.sub("", value)
     return digits or None
 
 

@@ -58,8 +58,8 @@ def fill(conn: psycopg.Connection, events: int, chunk: int = 1_000_000) -> float
                    upper(md5((n / 3)::text)),
                    -- one subscriber in a thousand is busy (a hundred times more events than the others)
                    (15550000000 + CASE WHEN n % 100 = 0 THEN n % 1000 ELSE abs(hashtext(n::text)) % {PHONES} + 1000 END)::text,
-                   jsonb_build_object('event_id', md5(n::text), 'kind', 'delivery', 'channel', 'sms',
-                                      'status', jsonb_build_object('code', 200, 'outcome', 'delivered')),
+                   json_build_object('event_id', md5(n::text), 'kind', 'delivery', 'channel', 'sms',
+                                      'status', json_build_object('code', 200, 'outcome', 'delivered')),
                    convert_to('{{"reference_id":"' || upper(md5((n / 3)::text)) || '","status":{{"code":200}}}}', 'UTF8')
             FROM (SELECT n, now() - (n::bigint * {span} / {events}) * interval '1 second' AS ts
                   FROM generate_series({low}, {high - 1}) AS n) AS g
@@ -133,7 +133,11 @@ def main() -> None:
     try:
         url = database_url(server)
         with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn)
+            started = time.perf_counter()
+            applied = migrate(conn)
+            if applied and args.data:
+                print(f"migrated the kept archive ({', '.join(applied)}) in {time.perf_counter() - started:.0f} s",
+                      flush=True)
             have = conn.execute("SELECT count(*) FROM events").fetchone()[0] if args.data else 0
             if have >= args.events:
                 print(f"reusing the {have:,} events archived in {home}", flush=True)
