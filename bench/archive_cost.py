@@ -118,22 +118,6 @@ def _careful(conn, writer):
     return lambda rows: writer.archive(conn, rows)
 
 
-@variant("old", "the writer before this change: careful path, and every message claimed, locked and updated")
-def _old(conn, writer):
-    from archive import rollups
-
-    careful = _careful(conn, writer)
-
-    def write(rows):
-        apply_messages = rollups._apply_messages
-        rollups._apply_messages = lambda cur, by_ref, delta: rollups._update_messages(cur, sorted(by_ref), by_ref, delta)
-        try:
-            return careful(rows)
-        finally:
-            rollups._apply_messages = apply_messages
-    return write
-
-
 @variant("jsonb", "the event column as jsonb (as before migration 0002)")
 def _jsonb(conn, writer):
     import archive.rows
@@ -147,6 +131,23 @@ def _jsonb(conn, writer):
             return writer.archive(conn, rows)
         finally:
             archive.rows.event_json_bytes = encode
+    return write
+
+
+@variant("old", "the writer before this change: jsonb, careful path, every message claimed, locked and updated")
+def _old(conn, writer):
+    from archive import rollups
+
+    conn.execute("ALTER TABLE events ALTER COLUMN event TYPE jsonb")
+    careful = _careful(conn, writer)  # a text COPY: the event's text suits jsonb as well
+
+    def write(rows):
+        apply_messages = rollups._apply_messages
+        rollups._apply_messages = lambda cur, by_ref, delta: rollups._update_messages(cur, sorted(by_ref), by_ref, delta)
+        try:
+            return careful(rows)
+        finally:
+            rollups._apply_messages = apply_messages
     return write
 
 
