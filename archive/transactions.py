@@ -2,7 +2,9 @@
 
 The same state rules as the store (CONTRACT section 4): the current event
 is the one of highest rank, and among equals the later occurred_at; history
-lists every archived event, oldest first.
+lists every archived event, oldest first. The answer has the very shape the
+Redis path gives (pipeline/transaction.py), so a client cannot tell a
+week-old message from a fresh one but by `"source": "archive"`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from pipeline.event import Event, Outcome
+from pipeline.transaction import HistoryItem, MessageState, Transaction
 
 SELECT = ("SELECT event::text FROM events WHERE reference_id = %s "
           "ORDER BY occurred_at, event_id LIMIT 1000")
@@ -39,15 +42,7 @@ def transaction_body(reference_id: str, texts: list[str]) -> bytes | None:
     if not texts:
         return None
     events = [_decoder.decode(text) for text in texts]
-    current = max(range(len(events)), key=lambda i: (_rank(events[i]), _ts(events[i])))
-    history = [
-        {
-            "event_id": e.event_id, "kind": e.kind.value, "code": e.status.code, "outcome": e.status.outcome.value,
-            "final": e.status.final, "channel": e.channel.value if e.channel else None,
-            "occurred_at": e.occurred_at.isoformat() if e.occurred_at else None,
-            "received_at": e.received_at.isoformat() if e.received_at else None,
-        }
-        for e in events
-    ]
-    return (b'{"reference_id":' + _json.encode(reference_id) + b',"state":' + texts[current].encode()
-            + b',"history":' + _json.encode(history) + b',"source":"archive"}')
+    e = max(events, key=lambda event: (_rank(event), _ts(event)))
+    state = MessageState(kind=e.kind, channel=e.channel, status=e.status, occurred_at=e.occurred_at)
+    history = [HistoryItem(code=h.status.code, outcome=h.status.outcome, occurred_at=h.occurred_at) for h in events]
+    return _json.encode(Transaction(reference_id=reference_id, state=state, history=history))[:-1] + b',"source":"archive"}'

@@ -414,20 +414,11 @@ def main() -> None:
         for line in archive_lines:
             print(line)
     finally:
-        procs = [p for p in (web, worker, archiver) if p is not None]
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes([p for p in (web, worker, archiver) if p is not None], logs)
         client.close()
         server.stop()
         if postgres is not None:
             postgres.cleanup()
-        for f in logs:
-            f.close()
     if not args.no_bare and acked:
         stack_us = {k: v / acked * 1e6 for k, v in cpu_used.items()}
         bare_us = bare_cpu_per_request(items, args.rate, args.duration, args.concurrency, use_wrk, tmp)

@@ -86,8 +86,10 @@ class Scripts:
 class DestinationRunner:
     """One destination's loop: breaker, claim, POST, settle. Shares nothing with the others but Redis."""
 
-    def __init__(self, dest: Destination, client: aioredis.Redis, lease_grace: float, stop: asyncio.Event) -> None:
+    def __init__(self, dest: Destination, client: aioredis.Redis, lease_grace: float, stop: asyncio.Event,
+                 deadletter_max_bytes: int = deadletters.MAX_BYTES) -> None:
         self.dest = dest
+        self.deadletter_max_bytes = deadletter_max_bytes
         self.client = client
         self.stop = stop
         self.lease_seconds = dest.timeout + lease_grace
@@ -261,11 +263,15 @@ class DestinationRunner:
         dest = self.dest
         calls = []
         if results:
-            calls.append(("settle", delivery_queue.settle_keys(dest.name), [dest.name, *results]))
+            calls.append(("settle", delivery_queue.settle_keys(dest.name),
+                          [dest.name, self.deadletter_max_bytes, *results]))
         if outcomes:
             calls.append(("breaker", [circuit.key(dest.name)],
                           circuit.record_args(time.time(), dest.circuit_threshold, dest.circuit_cooldown, outcomes)))
-        await self.scripts.run(*calls)
+        replies = await self.scripts.run(*calls)
+        if results and (dropped := int(replies[0])):
+            log.warning("dead letters over their cap: oldest entries dropped", dropped=dropped,
+                        max_bytes=self.deadletter_max_bytes, destination=dest.name)
         if kick:
             self.kick.set()
 
@@ -308,17 +314,20 @@ class DestinationRunner:
 class Engine:
     """Runs one DestinationRunner per destination until `stop` is set."""
 
-    def __init__(self, destinations: Sequence[Destination], redis_url: str, lease_grace: float = 30.0) -> None:
+    def __init__(self, destinations: Sequence[Destination], redis_url: str, lease_grace: float = 30.0,
+                 deadletter_max_bytes: int = deadletters.MAX_BYTES) -> None:
         self.destinations = list(destinations)
         self.redis_url = redis_url
         self.lease_grace = lease_grace
+        self.deadletter_max_bytes = deadletter_max_bytes
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
         # Each idle destination holds one connection in BLPOP (1 s at most, under the client's timeout).
         client = connection.connect_async(self.redis_url)
         try:
-            runners = [DestinationRunner(d, client, self.lease_grace, self.stop) for d in self.destinations]
+            runners = [DestinationRunner(d, client, self.lease_grace, self.stop, self.deadletter_max_bytes)
+                       for d in self.destinations]
             if not runners:
                 log.info("delivery: no destinations configured (TSPIPE_DESTINATIONS); idle")
             log.info("delivery engine started", destinations=[d.name for d in self.destinations])

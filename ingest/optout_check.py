@@ -16,8 +16,7 @@ from aiohttp import hdrs, web
 from config import Settings
 from ingest.read_access import STORE_KEY, token_denied, use_store_client
 from ingest.request_counts import add_counted
-from store import keys
-from store.erasure import optout_digest
+from store.erasure import optout_digester
 from store.suppression import CHECK_MAX, check_async, normalize_address
 
 ROUTE = "/v1/opt-outs/check"
@@ -76,10 +75,8 @@ def setup_optout_check(app: web.Application, settings: Settings) -> None:
     """Add POST /v1/opt-outs/check to `app`."""
     token = settings.api_token
     use_store_client(app, settings)
-    erasure_key = settings.erasure_key
     # An erased address keeps its opt-out under a keyed hash (store/erasure.py), as GET /v1/opt-outs reads it.
-    erased_key = (lambda address: keys.OPTOUT_ERASED.format(digest=optout_digest(erasure_key, address))) \
-        if erasure_key else None
+    erased_digest = optout_digester(settings.erasure_key) if settings.erasure_key else None
 
     async def check(request: web.Request) -> web.Response:
         if denied := token_denied(request, token):
@@ -91,7 +88,7 @@ def setup_optout_check(app: web.Application, settings: Settings) -> None:
         if isinstance(addresses, str):
             return _error(400, addresses)
         try:
-            found = await check_async(request.app[STORE_KEY], addresses, erased_key)
+            found = await check_async(request.app[STORE_KEY], addresses, erased_digest)
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
             return _error(503, "the opt-out list is unreachable; retry later")
         return web.Response(body=_encoder.encode({"checked": len(addresses), "opted_out": found}),

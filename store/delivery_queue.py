@@ -128,16 +128,19 @@ table.insert(out, 1, wake)
 return out
 """
 
-# KEYS: inflight, leases, delayed, dead letters, ready, metrics, dead letters' size in bytes. ARGV: destination name, then
-# groups of four: op, job id, a, b. Ops: 'ok' delivered; 'retry' (a = due time, b = next job);
-# 'dead' (a = dead-letter entry); 'back' (returned unsent, to the front of ready: a = job).
-# A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash
-# (tspipe_webhooks_total{destination, outcome}: delivered, retried, dead_lettered, returned).
+# KEYS: inflight, leases, delayed, dead letters, ready, metrics, dead letters' size in bytes. ARGV: destination
+# name, the dead letters' cap in bytes, then groups of four: op, job id, a, b. Ops: 'ok' delivered; 'retry'
+# (a = due time, b = next job); 'dead' (a = dead-letter entry); 'back' (returned unsent, to the front of ready:
+# a = job). A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash
+# (tspipe_webhooks_total{destination, outcome}: delivered, retried, dead_lettered, returned). Dead letters
+# are held to their cap here, as store/capped_list.py holds every other push: the oldest go first, counted
+# in tspipe_deadletters_dropped_total. Returns the number of dead letters dropped.
 SETTLE = r"""
-local inflight, leases, delayed, dlq, ready, metrics = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local inflight, leases, delayed, dlq, ready, metrics, size = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local names = {ok = 'delivered', retry = 'retried', dead = 'dead_lettered', back = 'returned'}
 local counts = {}
-for i = 2, #ARGV, 4 do
+local dead_bytes = 0
+for i = 3, #ARGV, 4 do
   local op, id = ARGV[i], ARGV[i + 1]
   if redis.call('HDEL', inflight, id) == 1 then
     redis.call('ZREM', leases, id)
@@ -145,8 +148,7 @@ for i = 2, #ARGV, 4 do
       redis.call('ZADD', delayed, ARGV[i + 2], ARGV[i + 3])
     elseif op == 'dead' then
       redis.call('LPUSH', dlq, ARGV[i + 2])
-      -- Keep the byte count the cap is held to (store/capped_list.py); absent means "recount".
-      if redis.call('EXISTS', KEYS[7]) == 1 then redis.call('INCRBY', KEYS[7], #ARGV[i + 2]) end
+      dead_bytes = dead_bytes + #ARGV[i + 2]
     elseif op == 'back' then
       redis.call('RPUSH', ready, ARGV[i + 2])
     end
@@ -156,7 +158,27 @@ end
 for op, n in pairs(counts) do
   redis.call('HINCRBY', metrics, 'tspipe_webhooks_total{destination="' .. ARGV[1] .. '",outcome="' .. op .. '"}', n)
 end
-return #ARGV
+local dropped = 0
+if dead_bytes > 0 then
+  local total
+  if redis.call('EXISTS', size) == 0 then
+    -- A list written before its size was counted (or after erasure reset it): count it once.
+    total = 0
+    for _, v in ipairs(redis.call('LRANGE', dlq, 0, -1)) do total = total + #v end
+    redis.call('SET', size, total)
+  else
+    total = tonumber(redis.call('INCRBY', size, dead_bytes))
+  end
+  local max_bytes = tonumber(ARGV[2])
+  while total > max_bytes do
+    local old = redis.call('RPOP', dlq)
+    if not old then break end
+    total = tonumber(redis.call('DECRBY', size, #old))
+    dropped = dropped + 1
+  end
+  if dropped > 0 then redis.call('HINCRBY', metrics, 'tspipe_deadletters_dropped_total', dropped) end
+end
+return dropped
 """
 
 

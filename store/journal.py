@@ -9,15 +9,26 @@ the journal in the same transaction as its LPUSH, the worker forgets it once
 the batch is applied, and a beat task re-queues any journalled message that
 is past due and sits neither in the queue nor in `unacked`. A batch applied
 twice is harmless: events are deduplicated by their body.
+
+A batch re-queued max_requeues times and still not applied (it crashes or
+fails every worker that takes it) moves to keys.JOURNAL_STUCK; the sweep task
+moves its callbacks on into the quarantine (capped in bytes, where `tspipe
+quarantine list|replay` finds them), so the stuck list holds a batch only
+between two sweeps.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 import redis
 
-from store import keys
+from store import keys, serialization
+
+# Times a lost batch is queued again before it counts as failing every worker (then: quarantined).
+MAX_REQUEUES = 5
 
 # KEYS: journal, due, requeues, stuck, queue, unacked. ARGV: now, grace, limit, max_requeues.
 # Returns {requeued, still_in_flight, stuck}.
@@ -85,7 +96,7 @@ class Sweep:
     """Re-queues journalled batches that were lost in transit; see the module docstring."""
 
     def __init__(self, client: redis.Redis, queue: str, grace: float = 30.0, limit: int = 500,
-                 max_requeues: int = 5) -> None:
+                 max_requeues: int = MAX_REQUEUES) -> None:
         self.client = client
         self.queue = queue
         self.grace = grace
@@ -101,3 +112,26 @@ class Sweep:
             args=[time.time() if now is None else now, self.grace, self.limit, self.max_requeues],
         )
         return int(requeued), int(in_flight), int(gave_up)
+
+
+def batch_blob(message: bytes) -> bytes:
+    """The batch a queued `tspipe.ingest_batch` message carries (kombu's JSON envelope, base64 body,
+    msgpack [args, kwargs, embed]: ingest/task_message.py). ValueError when it is not one."""
+    try:
+        args = serialization.loads(base64.b64decode(json.loads(message)["body"]))[0]
+        blob = args[0]
+    except Exception as exc:  # any shape error means "not one of ours"
+        raise ValueError(f"not a batch message: {exc!r}") from None
+    if not isinstance(blob, bytes):
+        raise ValueError("not a batch message: its argument is not bytes")
+    return blob
+
+
+def stuck(client: redis.Redis, limit: int = 100) -> list[bytes]:
+    """The oldest batches given up on (at most `limit`), oldest first."""
+    return list(reversed(client.lrange(keys.JOURNAL_STUCK, -limit, -1)))
+
+
+def release_stuck(client: redis.Redis, message: bytes) -> None:
+    """A stuck batch dealt with (its callbacks quarantined): off the stuck list."""
+    client.lrem(keys.JOURNAL_STUCK, 1, message)

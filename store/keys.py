@@ -43,7 +43,8 @@ RATE = PREFIX + "rate:{name}:{window}"
 JOURNAL = PREFIX + "journal"
 JOURNAL_DUE = PREFIX + "journal:due"
 JOURNAL_REQUEUES = PREFIX + "journal:requeues"
-# Batches re-queued too often (they keep failing): kept for an operator, never dropped.
+# Batches re-queued too often (they keep failing), until the same sweep moves their callbacks into the
+# quarantine (byte-capped, replayable): a batch stays here only between two sweeps.
 JOURNAL_STUCK = PREFIX + "journal:stuck"
 # kombu's Redis transport: messages handed to a consumer and not yet acknowledged.
 KOMBU_UNACKED = "unacked"
@@ -61,9 +62,12 @@ DELIVERY_BELL = PREFIX + "dq:{name}:bell"
 ARCHIVE_BACKLOG = PREFIX + "archive:backlog"
 ARCHIVE_BACKLOG_BYTES = PREFIX + "archive:backlog:bytes"
 ARCHIVE_GROUP = "archive"
-# An erased address's opt-out, kept under a keyed hash of the address (HMAC-SHA256 with
+# An erased address's opt-out, kept under a keyed hash of the address (keyed BLAKE2b with
 # TSPIPE_ERASURE_KEY) instead of the address itself: a STOP must outlive the erasure.
 OPTOUT_ERASED = PREFIX + "optout-erased:{digest}"
+# The digests of the keyed records above that say opted out: the bulk check asks one SMISMEMBER of it
+# instead of reading 1,000 records. One 32-byte member per erased, opted-out person (kept, like the STOP).
+OPTOUT_ERASED_SET = PREFIX + "optouts-erased"
 # Delivery-rate alerts (store/alerts.py): a claim per alert id (so each is raised once per window)
 # and the latest alerts, newest first, for the dashboard.
 ALERT_CLAIM = PREFIX + "alert:{event_id}"

@@ -36,6 +36,7 @@ import redis.asyncio as aioredis
 
 from pipeline.event import Channel, Kind, Outcome, Status
 from pipeline.status_codes import lookup
+from pipeline.transaction import HistoryItem, MessageState, Transaction
 from store import keys
 
 # Stored as their index: append new members at the end, never reorder (stored states would change meaning).
@@ -83,27 +84,6 @@ def stored_description(description: str | None, code: int, channel: str | None) 
     return description or ""
 
 
-class MessageState(msgspec.Struct, frozen=True, kw_only=True):
-    """The current state of a message (CONTRACT section 3's `state`)."""
-
-    kind: Kind
-    channel: Channel | None
-    status: Status
-    occurred_at: datetime | None
-
-
-class HistoryItem(msgspec.Struct, frozen=True, kw_only=True):
-    """One applied callback, as the history shows it."""
-
-    code: int
-    outcome: Outcome
-    occurred_at: datetime | None
-
-
-class Transaction(msgspec.Struct, frozen=True, kw_only=True):
-    reference_id: str
-    state: MessageState
-    history: list[HistoryItem]
 
 
 def _when(seconds: float | bool) -> datetime | None:

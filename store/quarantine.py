@@ -9,6 +9,7 @@ written once per batch in one script call.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 
 import msgspec
@@ -66,6 +67,28 @@ def find(client: redis.Redis, entry_id: str) -> QuarantineEntry | None:
             if entry.id == entry_id:
                 return entry
     return None
+
+
+def matching(client: redis.Redis, ids: set[str] | None = None, limit: int = 10_000) -> list[tuple[bytes, QuarantineEntry]]:
+    """(raw, entry) of the entries with these ids (every entry when None), oldest first, at most `limit`."""
+    found: list[tuple[bytes, QuarantineEntry]] = []
+    for page in QUARANTINE.pages(client, oldest_first=True):
+        for raw in page:
+            entry = _DECODER.decode(raw)
+            if ids is None or entry.id in ids:
+                found.append((raw, entry))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def body_of(entry: QuarantineEntry) -> bytes:
+    return entry.body.encode() if entry.body is not None else base64.b64decode(entry.body_b64 or "")
+
+
+def remove(client: redis.Redis, raws: list[bytes]) -> int:
+    """Take these entries off the list (after a replay queued them again)."""
+    return QUARANTINE.remove(client, raws)
 
 
 def purge(client: redis.Redis) -> int:

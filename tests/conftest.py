@@ -28,6 +28,28 @@ FIXTURES = Path(__file__).parent / "fixtures" / "telesign"
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
 
 
+async def wait_healthy(base: str, proc, timeout: float = 60.0) -> None:
+    """Until a `tspipe web` subprocess answers /healthz with 200 (generous: processes start slowly on a
+    shared machine); fails at once if the process exits."""
+    import asyncio
+    import time
+
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "tspipe web exited early"
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("tspipe web did not become healthy")
+
+
 def fixture_bodies() -> dict[str, bytes]:
     """Every Telesign example payload, by file stem, as the raw bytes Telesign would POST."""
     return {path.stem: path.read_bytes() for path in sorted(FIXTURES.glob("*.json"))}

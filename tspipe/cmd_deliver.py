@@ -35,7 +35,8 @@ def deliver_command() -> None:
         tracing.instrument_aiohttp_client()
     from deliver.engine import Engine
 
-    engine = Engine(destinations, settings.redis_url, lease_grace=settings.delivery_lease_grace_seconds)
+    engine = Engine(destinations, settings.redis_url, lease_grace=settings.delivery_lease_grace_seconds,
+                    deadletter_max_bytes=settings.deadletter_max_bytes)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

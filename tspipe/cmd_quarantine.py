@@ -79,3 +79,45 @@ def purge(yes: bool) -> None:
         click.confirm("Delete every quarantined body?", abort=True)
     count = _run(lambda: _store().purge_quarantine())
     click.echo(f"purged {count} quarantined bod{'y' if count == 1 else 'ies'}")
+
+
+@quarantine.command()
+@click.argument("entry_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Replay every quarantined body.")
+@click.option("--limit", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Most bodies replayed in one run, oldest first.")
+def replay(entry_ids: tuple[str, ...], everything: bool, limit: int) -> None:
+    """Queue quarantined bodies again, as the ingress would, and take them off the quarantine.
+
+    For after a fix: a decoder that now reads a body, or a worker bug that made a
+    whole batch fail. A body that still fails is quarantined again, with today's reason."""
+    if not entry_ids and not everything:
+        click.echo("tspipe: name the entries to replay (ids from `tspipe quarantine list`) or pass --all", err=True)
+        sys.exit(2)
+    settings = settings_or_exit("quarantine", need_redis=True)
+    import uuid
+
+    from ingest.task_message import ingest_batch_message
+    from pipeline.record import Record, encode_batch
+    from store import journal
+    from store import quarantine as stored
+
+    def run() -> tuple[int, set[str]]:
+        client = _store().client
+        found = stored.matching(client, None if everything else set(entry_ids), limit)
+        enqueue = client.register_script(journal.ENQUEUE)
+        for start in range(0, len(found), 256):
+            chunk = found[start:start + 256]
+            records = [Record(stored.body_of(e), e.received_at, e.channel_hint, e.request_id) for _, e in chunk]
+            task_id = str(uuid.uuid4())
+            message = ingest_batch_message(encode_batch(records), settings.queue, task_id)
+            enqueue(journal.enqueue_keys(settings.queue),
+                    journal.enqueue_args(task_id, message, settings.journal_grace_seconds))
+            stored.remove(client, [raw for raw, _ in chunk])  # queued first, removed second: never neither
+        return len(found), {e.id for _, e in found}
+
+    replayed, ids = _run(run)
+    click.echo(f"queued {replayed} quarantined bod{'y' if replayed == 1 else 'ies'} again for the workers")
+    if missing := set(() if everything else entry_ids) - ids:
+        click.echo(f"tspipe: no quarantined body with id {', '.join(map(repr, sorted(missing)))}", err=True)
+        sys.exit(1)

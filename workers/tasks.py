@@ -202,8 +202,33 @@ def journal_sweep() -> int:
     if requeued:
         log.warning("journal: batches lost in transit queued again", batches=requeued, still_queued=in_flight)
     if gave_up:
-        log.error("journal: batches kept failing; moved to the stuck list", batches=gave_up, key="ts:journal:stuck")
+        log.error("journal: batches kept failing; their callbacks go to the quarantine", batches=gave_up)
+    if moved := quarantine_stuck(get_store()):
+        log.error("journal: callbacks of failing batches quarantined; `tspipe quarantine replay` queues them again",
+                  callbacks=moved)
     return requeued
+
+
+STUCK_REASON = "its batch failed every worker that took it (re-queued {n} times); replay once fixed"
+
+
+def quarantine_stuck(store: Store) -> int:
+    """Move the callbacks of batches the journal gave up on into the quarantine; returns how many.
+
+    The quarantine is bounded in bytes and can be listed and replayed, where
+    the stuck list was neither. Quarantined first, released second: a crash in
+    between quarantines a batch twice, never zero times."""
+    moved = 0
+    for message in journal.stuck(store.client):
+        try:
+            records = decode_batch(journal.batch_blob(message))
+            entries = [_quarantine_entry(r, STUCK_REASON.format(n=journal.MAX_REQUEUES)) for r in records]
+        except (ValueError, msgspec.DecodeError) as exc:
+            entries = [_quarantine_entry(Record(message, time.time()), f"unreadable queue message: {exc}")]
+        store.quarantine(entries)
+        journal.release_stuck(store.client, message)
+        moved += len(entries)
+    return moved
 
 
 @app.task(

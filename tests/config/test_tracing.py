@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from config import tracing
+from tests.conftest import wait_healthy
 from tests.workers.delivery_support import HttpServer, wait_for
 from tests.workers.test_delivery import dest, ok
 from tspipe.redis_server import free_port
@@ -56,22 +57,6 @@ class Receiver:
                     self.spans[span.span_id.hex()] = (span.name, span.trace_id.hex(), span.parent_span_id.hex(),
                                                       [link.span_id.hex() for link in span.links], service)
         return web.Response(status=200)
-
-
-async def wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """Until /healthz answers (generous: three processes start on a shared machine)."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "tspipe web exited early"
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("tspipe web did not become healthy")
 
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

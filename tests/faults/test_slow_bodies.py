@@ -22,7 +22,7 @@ from tests.conftest import REPO_ROOT
 from tests.faults.support import unique_callbacks
 from tests.faults.test_web_process import web_process
 from tests.ingest.conftest import signed
-from tests.ingest.test_sigterm import _wait_healthy
+from tests.conftest import wait_healthy
 
 SLOW_CLIENTS = 1000
 BODY_TIMEOUT_S = 2.0
@@ -53,7 +53,7 @@ def _p99(latencies: list[float]) -> float:
 
 async def test_slow_bodies_do_not_starve_signed_callbacks(redis_url: str, tmp_path: Path) -> None:
     with web_process(redis_url, tmp_path, TSPIPE_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S)) as (proc, base, port):
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         # The same client before any slow one: what this machine gives right now, for the record.
         quiet, _ = await _signed_latencies(base, 200, start=100_000)
         slow = subprocess.Popen([sys.executable, "-m", "tests.faults.slow_clients", str(port), str(SLOW_CLIENTS)],

@@ -18,7 +18,7 @@ from tests.faults.support import unique_callbacks
 from tests.faults.test_web_process import web_process
 from tests.ingest.conftest import signed
 from tests.ingest.queue import queued_bodies
-from tests.ingest.test_sigterm import _wait_healthy
+from tests.conftest import wait_healthy
 from tspipe.redis_server import RedisServer
 
 
@@ -53,7 +53,7 @@ async def test_corrupt_spool_segment_loses_no_intact_frame_and_keeps_the_damaged
 ) -> None:
     own_redis.stop()
     with web_process(own_redis.url, tmp_path) as (proc, base, _port):
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         answers = await _post_all(base, unique_callbacks(600))
         proc.kill()
         proc.wait()
@@ -70,7 +70,7 @@ async def test_corrupt_spool_segment_loses_no_intact_frame_and_keeps_the_damaged
 
     own_redis.start()
     with web_process(own_redis.url, tmp_path) as (proc, base, _port):
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         await _wait_ready(base)
         async with aiohttp.ClientSession() as session:
             async with session.get(base + "/metrics") as response:

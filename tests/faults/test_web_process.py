@@ -20,7 +20,8 @@ import aiohttp
 from tests.faults.support import unique_callbacks
 from tests.ingest.conftest import API_KEY, CUSTOMER_ID, signed
 from tests.ingest.queue import queued_bodies
-from tests.ingest.test_sigterm import TSPIPE, _wait_healthy
+from tests.conftest import wait_healthy
+from tests.ingest.test_sigterm import TSPIPE
 from tspipe.redis_server import free_port
 
 
@@ -46,7 +47,7 @@ def web_process(redis_url: str, tmp_path: Path, **env_extra: str):
 
 async def test_sigterm_mid_steady_load_every_200_is_in_redis(redis_url: str, tmp_path: Path) -> None:
     with web_process(redis_url, tmp_path) as (proc, base, _port):
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         callbacks = iter(unique_callbacks(50000))
         answers: dict[bytes, int | None] = {}
 
@@ -119,7 +120,7 @@ async def _oversize(port: int, size: int) -> str:
 
 async def test_slowloris_and_oversize_do_not_starve_others(redis_url: str, tmp_path: Path) -> None:
     with web_process(redis_url, tmp_path, TSPIPE_HEADER_TIMEOUT_S="1") as (proc, base, port):
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         latencies: list[float] = []
         statuses: list[int] = []
         stop = asyncio.Event()

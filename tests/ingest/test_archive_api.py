@@ -45,6 +45,12 @@ async def test_transaction_answers_from_the_archive_once_redis_forgot(aiohttp_cl
     body = await response.json()
     assert body["state"]["status"]["code"] == 200  # final beats a later intermediate
     assert [h["code"] for h in body["history"]] == [290, 200, 290]
+    # The shape the Redis path answers (pipeline/transaction.py), so a client sees no difference but the source.
+    from pipeline.transaction import HistoryItem, MessageState
+
+    assert set(body) == {"reference_id", "state", "history", "source"} and body["source"] == "archive"
+    assert set(body["state"]) == set(MessageState.__struct_fields__)
+    assert all(set(h) == set(HistoryItem.__struct_fields__) for h in body["history"])
     assert (await client.get("/v1/transactions/NEVER")).status == 404
 
 

@@ -87,3 +87,34 @@ async def test_an_imported_opt_out_survives_erasure_in_get_and_in_the_check(redi
     assert [e["address"] for e in found] == ["15550009999", "15550008888"]
     assert found[0]["recorded_at"] is None and found[1]["recorded_at"] is not None
     client_sync.close()
+
+
+async def test_a_start_after_an_erasure_decides_and_a_second_erasure_keeps_it(redis_url, aiohttp_client):
+    """The erased opt-out is one digest in a set for the check; a START sent after the erasure brings the
+    address back opted in (the plain hash decides), and erasing it again must not resurrect the old STOP."""
+    from store.erasure import erase_subject
+    from store.suppression import ImportRow, import_rows
+
+    secret = "erasure-secret-for-the-test-0123456789"
+    client_sync = redis.Redis.from_url(redis_url)
+    stop = ImportRow(address="15550009999", action="stop", channel="sms", keyword="stop", ts=1.7e9)
+    import_rows(client_sync, [stop])
+    erase_subject(client_sync, "15550009999", secret)
+    assert client_sync.scard("ts:optouts-erased") == 1
+    client = await aiohttp_client(create_app(load_settings({"REDIS_URL": redis_url, "TSPIPE_ERASURE_KEY": secret})))
+
+    async def opted_out() -> list[str]:
+        answer = await client.post("/v1/opt-outs/check", json={"addresses": ["15550009999", "15550001234"]})
+        return [e["address"] for e in (await answer.json())["opted_out"]]
+
+    assert await opted_out() == ["15550009999"]
+    import_rows(client_sync, [ImportRow(address="15550009999", action="start", channel="sms", keyword="start", ts=1.8e9)])
+    assert await opted_out() == []
+    assert (await (await client.get("/v1/opt-outs/15550009999")).json())["opted_out"] is False
+    erase_subject(client_sync, "15550009999", secret)
+    assert client_sync.scard("ts:optouts-erased") == 0 and await opted_out() == []
+    assert (await client.get("/v1/opt-outs/15550009999")).status == 404
+    import_rows(client_sync, [ImportRow(address="15550009999", action="stop", channel="sms", keyword="stop", ts=1.9e9)])
+    erase_subject(client_sync, "15550009999", secret)
+    assert await opted_out() == ["15550009999"]
+    client_sync.close()

@@ -16,23 +16,9 @@ import psutil
 from tests.ingest.conftest import API_KEY, CUSTOMER_ID, signed
 from tests.ingest.queue import queued_bodies
 from tspipe.redis_server import free_port
+from tests.conftest import wait_healthy
 
 TSPIPE = str(Path(sys.executable).with_name("tspipe"))
-
-
-async def _wait_healthy(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "tspipe web exited early"
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError("tspipe web did not become healthy")
 
 
 async def _wait_connected(proc: subprocess.Popen[bytes], count: int) -> None:
@@ -64,7 +50,7 @@ async def test_sigterm_flushes_in_flight(redis_url: str, tmp_path: Path) -> None
     proc = subprocess.Popen([TSPIPE, "web"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        await _wait_healthy(base, proc)
+        await wait_healthy(base, proc)
         bodies = [b'{"n": %d}' % i for i in range(100)]
 
         async def post(session: aiohttp.ClientSession, body: bytes) -> tuple[bytes, int | None]:

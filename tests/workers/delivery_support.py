@@ -93,7 +93,8 @@ def delivery_engine(lease_grace: float = 30.0):
     from workers.destinations import load_destinations
     from deliver.engine import Engine
 
-    engine = Engine(load_destinations(), get_settings().redis_url, lease_grace=lease_grace)
+    engine = Engine(load_destinations(), get_settings().redis_url, lease_grace=lease_grace,
+                    deadletter_max_bytes=get_settings().deadletter_max_bytes)
     loop = asyncio.new_event_loop()
     failure: list[BaseException] = []
 

@@ -215,3 +215,24 @@ def test_held_deliveries_are_bounded_by_max_queued(monkeypatch, redis_url) -> No
     dead = deadletters.list_entries(client, "a")
     assert len(dead) == 3 and all("max_queued" in e.error for e in dead)
     assert {json.loads(bytes(e.event))["event_id"] for e in dead} == {"evt_0005", "evt_0006", "evt_0007"}
+
+
+def test_dead_letters_from_the_engine_are_held_to_their_byte_cap(monkeypatch, redis_url) -> None:
+    """A destination that refuses everything: the engine's own dead-letter pushes keep the list within
+    TSPIPE_DEADLETTER_MAX_BYTES (oldest dropped and counted), as every other push does."""
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=410)
+
+    client = redis.Redis.from_url(redis_url)
+    with HttpServer(gone) as server:
+        destinations_env(monkeypatch, redis_url, [dest("a", server)], TSPIPE_DEADLETTER_MAX_BYTES="4096")
+        with delivery_engine():
+            fan_out([make_event(n) for n in range(60)])
+            assert wait_for(lambda: len(server.calls) == 60)
+            dropped = lambda: int(client.hget(keys.METRICS, "tspipe_deadletters_dropped_total") or 0)  # noqa: E731
+            assert wait_for(lambda: dropped() + client.llen(keys.DEADLETTER) == 60)
+    held = client.lrange(keys.DEADLETTER, 0, -1)
+    assert 0 < sum(map(len, held)) <= 4096 and int(client.get(keys.DEADLETTER_BYTES)) == sum(map(len, held))
+    assert dropped() == 60 - len(held) > 0
+    newest = json.loads(bytes(deadletters.list_entries(client)[0].event))["event_id"]
+    assert newest in {f"evt_{n:04d}" for n in range(40, 60)}  # the oldest went first
