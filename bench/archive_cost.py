@@ -151,6 +151,20 @@ def _old(conn, writer):
     return write
 
 
+@variant("claimlock", "new, but every message claimed, locked and updated in the rollups (as before)")
+def _claimlock(conn, writer):
+    from archive import rollups
+
+    def write(rows):
+        apply_messages = rollups._apply_messages
+        rollups._apply_messages = lambda cur, by_ref, delta: rollups._update_messages(cur, sorted(by_ref), by_ref, delta)
+        try:
+            return writer.archive(conn, rows)
+        finally:
+            rollups._apply_messages = apply_messages
+    return write
+
+
 @variant("nothing", "decode only: no database work (the writer's decoding CPU)")
 def _nothing(conn, writer):
     return lambda rows: rows
