@@ -108,7 +108,6 @@ def _noindexes(conn, writer):
 
 @variant("careful", "every batch through the careful path (temporary table, INSERT ... ON CONFLICT): the old writer")
 def _careful(conn, writer):
-    from archive.partitions import PartitionCache
     from archive.rows import copy_values
 
     def write(cur, rows):
