@@ -3,13 +3,16 @@
 Why a process of its own rather than a Celery task or a thread in a worker:
 it holds one PostgreSQL connection and a consumer-group cursor for as long
 as it runs, writes one transaction per read of up to `batch_entries`
-batches, and when PostgreSQL is down it simply waits and retries the same
+batches (topped up for up to `linger_s` until it holds `min_events`, since
+PostgreSQL's CPU per event falls as transactions grow), and when PostgreSQL is down it simply waits and retries the same
 entries, with nothing else in that process to hold up. The Celery workers
 never open a PostgreSQL connection on the hot path, and the writer's CPU per
 event is its own process's CPU (what bench/stack.py --archive reports).
 Several writers may run: the consumer group shares the entries, a dead
 writer's entries are reclaimed after RECLAIM_IDLE_MS, and the archive's
-primary key makes a batch written twice harmless.
+primary key makes a batch written twice harmless. One writer keeps up with
+5,000 events/s at ~0.4 cores with PostgreSQL (BENCHMARKS.md, Archive), so
+nothing starts several by default.
 """
 
 from __future__ import annotations
