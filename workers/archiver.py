@@ -10,9 +10,10 @@ never open a PostgreSQL connection on the hot path, and the writer's CPU per
 event is its own process's CPU (what bench/stack.py --archive reports).
 Several writers may run: the consumer group shares the entries, a dead
 writer's entries are reclaimed after RECLAIM_IDLE_MS, and the archive's
-primary key makes a batch written twice harmless. One writer keeps up with
-5,000 events/s at ~0.4 cores with PostgreSQL (BENCHMARKS.md, Archive), so
-nothing starts several by default.
+primary key makes a batch written twice harmless. One writer and its
+PostgreSQL spend ~75 µs of CPU per event (~0.4 cores at 5,000/s; measured up
+to 2,200/s with the backlog empty, BENCHMARKS.md, Archive), so nothing starts
+several by default.
 """
 
 from __future__ import annotations
