@@ -22,7 +22,9 @@ from config.settings import Settings
 ID_KEYS = frozenset({"event_id", "reference_id", "request_id", "external_id", "id", "timestamp", "pid"})
 
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d \-().]{5,18}\d(?![\w.])")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@([A-Za-z0-9.\-]+\.[A-Za-z]{2,})")
+# Starts only where a run of address characters starts: unanchored, a long run without '@' was
+# rescanned from every position (quadratic).
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@([A-Za-z0-9.\-]{1,255}\.[A-Za-z]{2,})")
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -48,10 +50,19 @@ def _mask_phone_not_uuid(match: re.Match[str]) -> str:
     return match.group(0) if match.group("uuid") else mask_phone(match)
 
 
+# Longest string value a log line carries: aiohttp logs a junk request line whole, and a callback body
+# can be 64 KB; nobody reads more in a log, and masking cost grows with the length.
+LOG_VALUE_MAX = 16 * 1024
+
+
 def mask_text(text: str) -> str:
+    cut = len(text) - LOG_VALUE_MAX
+    if cut > 0:
+        text = text[:LOG_VALUE_MAX]
     text = mask_secrets(text)
     text = _EMAIL.sub(lambda m: "***@" + m.group(1), text)
-    return _UUID_OR_PHONE.sub(_mask_phone_not_uuid, text)
+    text = _UUID_OR_PHONE.sub(_mask_phone_not_uuid, text)
+    return text + f"... [{cut} more characters not logged]" if cut > 0 else text
 
 
 def _mask_value(key: str, value: Any) -> Any:

@@ -15,12 +15,18 @@ import re
 SECRET_WORDS = ("api_key", "apikey", "authorization", "secret", "token", "password", "signature", "credential")
 
 _WORDS = "|".join(SECRET_WORDS)
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s\"']*):[^@\s\"'/]+@")
-# "secret": "value" (JSON), secret = "value" (TOML), 'secret': 'value' (a repr)
+# Every pattern starts only where its run of name characters starts (the lookbehinds) and bounds that
+# run: these run on every string of every log line, attacker-chosen text included (aiohttp logs a bad
+# request line), and the unanchored `[\w.\-]*secret` form backtracked cubically: 8,000 chars without a
+# match took 15 s, and a 1 MB junk request line wedged the ingress's event loop for minutes.
+_URL_PASSWORD = re.compile(r"((?<![a-zA-Z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^:/@\s\"']{0,256}):[^@\s\"'/]{1,256}@")
+# "secret": "value" (JSON), secret = "value" (TOML), 'secret': 'value' (a repr); a value the text
+# ends inside (a log value cut to its length cap) is masked too.
 _KEYED_VALUE = re.compile(
-    rf"""((["']?)[\w.\-]*(?:{_WORDS})[\w.\-]*\2\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""", re.IGNORECASE
+    rf"""((?<![\w.\-])(["']?)[\w.\-]{{0,64}}?(?:{_WORDS})[\w.\-]{{0,64}}\2\s{{0,8}}[:=]\s{{0,8}})("(?:[^"\\]|\\.)*(?:"|$)|'(?:[^'\\]|\\.)*(?:'|$))""",
+    re.IGNORECASE,
 )
-_QUERY_VALUE = re.compile(rf"([?&][^=&\s\"']*(?:{_WORDS})[^=&\s\"']*=)[^&\s\"']+", re.IGNORECASE)
+_QUERY_VALUE = re.compile(rf"([?&][^=&\s\"']{{0,64}}?(?:{_WORDS})[^=&\s\"']{{0,64}}=)[^&\s\"']+", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:

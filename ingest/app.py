@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 import msgspec
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config import Settings, tracing
@@ -267,6 +269,30 @@ async def _write_pending(app: web.Application) -> None:
     await app[BATCHER_KEY].close()
 
 
+async def _remove_filter(log_filter: logging.Filter) -> None:
+    logging.getLogger("aiohttp.server").removeFilter(log_filter)
+
+
+class MalformedRequests(logging.Filter):
+    """Counts requests that are not HTTP (aiohttp answers them 400) instead of logging each at error level.
+
+    aiohttp logs every one with its traceback and the offending bytes, so
+    anyone able to open a connection could fill the logs, and make every
+    line pass through the masking processor. The count in /metrics says
+    it happens; the bytes are a scanner's, not Telesign's."""
+
+    def __init__(self, metrics: IngestMetrics) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            self.metrics.malformed_requests.labels(type(error).__name__).inc()
+            return False
+        return True
+
+
 def create_app(settings: Settings) -> web.Application:
     """The ingress app. Needs settings.redis_url; the spool lives in settings.effective_spool_dir."""
     if not settings.redis_url:
@@ -278,6 +304,9 @@ def create_app(settings: Settings) -> web.Application:
     # No middleware: see ingest/request_counts.py for how requests are counted.
     app = web.Application(client_max_size=settings.max_body_bytes + 1)
     metrics = IngestMetrics()
+    malformed = MalformedRequests(metrics)
+    logging.getLogger("aiohttp.server").addFilter(malformed)
+    app.on_cleanup.append(lambda _app: _remove_filter(malformed))
     publisher = Publisher(settings)
     metrics.registry.register(SpoolDamage(publisher.spool))
     app[SETTINGS_KEY] = settings

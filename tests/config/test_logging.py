@@ -4,6 +4,7 @@ import io
 import json
 import logging
 
+import pytest
 import structlog
 
 from config import load_settings
@@ -71,3 +72,27 @@ def test_log_masker_keeps_uuids_and_task_ids_whole() -> None:
         assert "555 010" not in masked and masked.endswith("9999")
     assert mask_processor(None, "info", {"event": f"applied {task_ids[0]}", "task": task_ids[2]}) == {
         "event": f"applied {task_ids[0]}", "task": task_ids[2]}
+
+
+@pytest.mark.parametrize("junk", ["x" * 1_000_000, "a:" * 500_000, "&secret" * 140_000, "'token" * 160_000,
+                                  "http" * 250_000, "1 " * 500_000, "a." * 500_000])
+def test_masking_hostile_text_does_not_hang(junk):
+    """A 1 MB junk request line reached the log masker, whose patterns backtracked cubically (8,000 chars: 15 s),
+    and wedged the ingress's event loop for minutes. Now: the value is cut to LOG_VALUE_MAX and every pattern
+    starts only where its run starts. The bound is generous, for a loaded machine; the old code took hours."""
+    import time
+
+    from config.logging import LOG_VALUE_MAX
+
+    start = time.process_time()
+    masked = mask_text(junk)
+    assert time.process_time() - start < 5.0
+    assert len(masked) < LOG_VALUE_MAX + 100 and masked.endswith("more characters not logged]")
+
+
+def test_a_secret_cut_by_the_length_cap_is_still_masked():
+    from config.logging import LOG_VALUE_MAX
+
+    text = "x" * (LOG_VALUE_MAX - 30) + ' "secret": "0123456789abcdefghijklmnopqrstuvwxyz"'
+    masked = mask_text(text)
+    assert "0123456789" not in masked and '"secret": "***' in masked

@@ -8,6 +8,7 @@ g: a slowloris client (headers trickled) is disconnected by the header timeout a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -154,3 +155,35 @@ async def test_slowloris_and_oversize_do_not_starve_others(redis_url: str, tmp_p
     assert big.startswith("HTTP/1.1 413") or big == "reset"
     assert statuses and set(statuses) == {200}
     assert p99 < 0.5
+
+
+async def test_junk_that_is_not_http_gets_400_a_count_and_no_error_log(redis_url: str, tmp_path: Path) -> None:
+    """Bytes that are not an HTTP request (a scanner, or the rest of a body after a 413): aiohttp answers 400.
+    It used to log each at error level with the bytes, through the masker: now they are counted in /metrics,
+    and a 1 MB junk line costs the process nothing lasting (signed callbacks still answer at once)."""
+    with web_process(redis_url, tmp_path) as (proc, base, port):
+        await wait_healthy(base, proc)
+        for junk in (b"x" * 1_000_000 + b"\r\n\r\n", b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", b"\x16\x03\x01\x02\x00\x01"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(junk)
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                    await writer.drain()
+                answer = await asyncio.wait_for(reader.read(1024), 10)
+            except ConnectionResetError:
+                answer = b"reset"
+            finally:
+                writer.close()
+            assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400")) or answer == b"reset", answer[:80]
+        async with aiohttp.ClientSession() as session:
+            channel, body = next(iter(unique_callbacks(1)))
+            async with session.post(f"{base}/callbacks/{channel}", data=body, headers=signed(body),
+                                    timeout=aiohttp.ClientTimeout(total=10)) as r:
+                assert r.status == 200
+            async with session.get(f"{base}/metrics") as r:
+                text = await r.text()
+        counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith("tspipe_ingest_malformed_requests_total{"))
+        assert counted >= 2, text
+    log = (tmp_path / "web.log").read_text()
+    assert "Error handling request" not in log and "xxxxxxxx" not in log
