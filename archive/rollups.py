@@ -20,6 +20,8 @@ of its two partial days, not 720 hours times six channels (bench/stats.py).
 Only rows new to the archive reach here (the writer's idempotence), so a
 redelivered batch adds nothing. Rows are locked in reference-id and key
 order, so concurrent workers wait for each other but never deadlock.
+insight_messages is kept for TSPIPE_ARCHIVE_DAYS, like the events, and
+dropped by whole partitions (message_generations.py).
 """
 
 from __future__ import annotations
@@ -137,6 +139,8 @@ class Delta:
         # Keys hold hours since the epoch, not datetimes: an aware datetime hashes ten times slower.
         self.counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         self.ttf: dict[tuple, dict[int, int]] = defaultdict(dict)
+        # Failures by final status code, on the carrier's and the country's own rows.
+        self.fails: dict[tuple, dict[int, int]] = defaultdict(dict)
         self.spend: dict[tuple, Decimal] = defaultdict(Decimal)
 
     def add_message(self, state: MessageState, sign: int) -> None:
@@ -176,8 +180,10 @@ class Delta:
                 self.spend[row + (state.currency,)] += sign * state.spend
         if final and outcome in FAILED:
             # Failure codes per carrier and per country, for "worst carriers and their codes".
-            for dim, key in (("carrier_code", state.carrier), ("country_code", state.country)):
-                self.counts[(dim, channel, hour, f"{key}|{state.final_code}")][_FAILED] += sign
+            code = state.final_code
+            for row in (("carrier", channel, hour, state.carrier), ("country", channel, hour, state.country)):
+                fails = self.fails[row]
+                fails[code] = fails.get(code, 0) + sign
 
     def add_inbound(self, event: Event) -> None:
         when = event.occurred_at or event.received_at
@@ -190,8 +196,11 @@ class Delta:
     @staticmethod
     def _spread(dim: str, channel: str, hour: int, key: str) -> tuple[tuple, ...]:
         day = hour - hour % 24
+        # Dimension channel: the all-channel rows add every channel into one key, ALL_CHANNELS (a
+        # copy of each channel's row under it would only repeat the channel's own rows).
+        every = ALL_CHANNELS if dim == "channel" else key
         return ((dim, channel, HOUR, hour, key), (dim, channel, DAY, day, key),
-                (dim, ALL_CHANNELS, HOUR, hour, key), (dim, ALL_CHANNELS, DAY, day, key))
+                (dim, ALL_CHANNELS, HOUR, hour, every), (dim, ALL_CHANNELS, DAY, day, every))
 
     def rollup_rows(self) -> list[tuple]:
         """Rows to add, in primary-key order (so concurrent writers lock them in the same order).
@@ -201,8 +210,10 @@ class Delta:
         """
         counts: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(COUNTERS))
         ttfs: dict[tuple, list[int]] = defaultdict(lambda: [0] * histogram.N)
+        fails: dict[tuple, dict[int, int]] = defaultdict(dict)
         for source, vector in self.counts.items():
             buckets = self.ttf.get(source)
+            codes = self.fails.get(source)
             for row in self._spread(*source):
                 total = counts[row]
                 for i, v in enumerate(vector):
@@ -211,13 +222,23 @@ class Delta:
                     ttf = ttfs[row]
                     for bucket, n in buckets.items():
                         ttf[bucket] += n
+                if codes:
+                    merged = fails[row]
+                    for code, n in codes.items():
+                        merged[code] = merged.get(code, 0) + n
         rows = []
         for row in sorted(counts):
             vector, ttf = counts[row], ttfs.get(row)
-            if any(vector) or (ttf is not None and any(ttf)):
+            codes = {c: n for c, n in fails[row].items() if n} if row in fails else None
+            if any(vector) or (ttf is not None and any(ttf)) or codes:
                 dim, channel, span, hour, key = row
                 literal = "{" + ",".join(map(str, ttf)) + "}" if ttf is not None and any(ttf) else None
-                rows.append((dim, channel, span, _start(hour), key, *vector, literal))
+                fail_codes = fail_counts = None
+                if codes:
+                    ordered = sorted(codes)
+                    fail_codes = "{" + ",".join(map(str, ordered)) + "}"
+                    fail_counts = "{" + ",".join(str(codes[c]) for c in ordered) + "}"
+                rows.append((dim, channel, span, _start(hour), key, *vector, literal, fail_codes, fail_counts))
         return rows
 
     def spend_rows(self) -> list[tuple]:
@@ -229,13 +250,18 @@ class Delta:
                 for (dim, channel, span, hour, key, currency), amount in sorted(spend.items()) if amount]
 
 
+# A message's row is in one generation of insight_messages (archive/message_generations.py): found by
+# reference id in whichever holds it, made in the current one when none does.
 _CLAIM = (
-    "INSERT INTO insight_messages (reference_id) SELECT r FROM unnest(%s::text[]) AS r ORDER BY r "
-    "ON CONFLICT DO NOTHING"
+    "INSERT INTO insight_messages (generation, reference_id) "
+    "SELECT (SELECT max(generation) FROM insight_message_generations), r FROM unnest(%s::text[]) AS r ORDER BY r "
+    "ON CONFLICT DO NOTHING RETURNING reference_id"
 )
+# A join from the batch's reference ids (index probes into each generation), not `reference_id = ANY(...)`:
+# on a young table without statistics the planner scanned every row against the whole array instead.
 _LOCK = (
-    f"SELECT {', '.join(_STATE_COLUMNS)} FROM insight_messages WHERE reference_id = ANY(%s) "
-    "ORDER BY reference_id FOR UPDATE"
+    f"SELECT {', '.join('m.' + c for c in _STATE_COLUMNS)} FROM unnest(%s::text[]) AS r(ref) "
+    "JOIN insight_messages m ON m.reference_id = r.ref ORDER BY m.reference_id FOR UPDATE OF m"
 )
 _STATE_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "integer", "text", "smallint",
                 "timestamptz", "text", "numeric")
@@ -245,18 +271,28 @@ _SAVE = (
     f"FROM jsonb_to_recordset(%s::jsonb) AS u({', '.join(f'{c} {t}' for c, t in zip(_STATE_COLUMNS, _STATE_TYPES))}) "
     "WHERE m.reference_id = u.reference_id"
 )
-_ROLLUP_TYPES = ("text", "text", "smallint", "timestamptz", "text") + ("bigint",) * len(COUNTERS) + ("text",)
-_ROLLUP_COLUMNS = ("dim", "channel", "span", "hour", "key") + COUNTERS + ("ttf",)
-# One statement per batch: the rows arrive as one array per column (ttf as array literals).
+_ROLLUP_TYPES = ("text", "text", "smallint", "timestamptz", "text") + ("bigint",) * len(COUNTERS) + ("text",) * 3
+_ROLLUP_COLUMNS = ("dim", "channel", "span", "hour", "key") + COUNTERS + ("ttf", "fail_codes", "fail_counts")
+# The failure codes of the stored row and of the batch, added code by code, zeros dropped, in code order.
+_MERGED_FAILS = (
+    "SELECT c, sum(n)::integer AS n FROM (SELECT * FROM unnest(r.fail_codes, r.fail_counts) "
+    "UNION ALL SELECT * FROM unnest(EXCLUDED.fail_codes, EXCLUDED.fail_counts)) AS f(c, n) "
+    "GROUP BY c HAVING sum(n) <> 0 ORDER BY c"
+)
+# One statement per batch: the rows arrive as one JSON document (arrays as array literals).
 _ROLLUP = (
     f"INSERT INTO insight_rollup AS r ({', '.join(_ROLLUP_COLUMNS)}) "
-    f"SELECT {', '.join(_ROLLUP_COLUMNS[:-1])}, ttf::integer[] "
+    f"SELECT {', '.join(_ROLLUP_COLUMNS[:-3])}, ttf::integer[], fail_codes::integer[], fail_counts::integer[] "
     f"FROM jsonb_to_recordset(%s::jsonb) AS u({', '.join(f'{c} {t}' for c, t in zip(_ROLLUP_COLUMNS, _ROLLUP_TYPES))}) "
     "ON CONFLICT (dim, channel, span, hour, key) DO UPDATE SET "
     + ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in COUNTERS)
-    # Most rows of a batch change no histogram (a message sent, a failure code): null, and kept as is.
+    # Most rows of a batch change no histogram and no failure code: null, and kept as is.
     + ", ttf = CASE WHEN EXCLUDED.ttf IS NULL THEN r.ttf WHEN r.ttf IS NULL THEN EXCLUDED.ttf ELSE "
     "ARRAY(SELECT a + b FROM unnest(r.ttf, EXCLUDED.ttf) WITH ORDINALITY AS t(a, b, i) ORDER BY i) END"
+    ", fail_codes = CASE WHEN EXCLUDED.fail_codes IS NULL THEN r.fail_codes WHEN r.fail_codes IS NULL "
+    f"THEN EXCLUDED.fail_codes ELSE ARRAY(SELECT c FROM ({_MERGED_FAILS}) AS m) END"
+    ", fail_counts = CASE WHEN EXCLUDED.fail_codes IS NULL THEN r.fail_counts WHEN r.fail_codes IS NULL "
+    f"THEN EXCLUDED.fail_counts ELSE ARRAY(SELECT n FROM ({_MERGED_FAILS}) AS m) END"
 )
 _SPEND = (
     "INSERT INTO insight_spend AS s (dim, channel, span, hour, key, currency, amount) "
@@ -287,11 +323,23 @@ def apply(cur: psycopg.Cursor, rows: Sequence[ArchiveRow]) -> Delta:
     return delta
 
 
-def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: Delta) -> None:
-    refs = sorted(by_ref)
-    cur.execute(_CLAIM, (refs,))
+def _lock(cur: psycopg.Cursor, refs: list[str]) -> dict[str, MessageState]:
     cur.execute(_LOCK, (refs,))
-    states = {r[0]: MessageState(**dict(zip(_STATE_COLUMNS, r))) for r in cur.fetchall()}
+    return {r[0]: MessageState(**dict(zip(_STATE_COLUMNS, r))) for r in cur.fetchall()}
+
+
+def _apply_messages(cur: psycopg.Cursor, by_ref: dict[str, list[Event]], delta: Delta) -> None:
+    """Lock the batch's messages (in reference-id order), making the rows of new ones, then move them."""
+    refs = sorted(by_ref)
+    states = _lock(cur, refs)
+    missing = [ref for ref in refs if ref not in states]
+    if missing:
+        cur.execute(_CLAIM, (missing,))
+        claimed = {ref for (ref,) in cur.fetchall()}
+        states.update((ref, MessageState(reference_id=ref)) for ref in claimed)
+        if len(claimed) < len(missing):
+            # Another writer made these rows meanwhile (its insert held ours until it committed): lock them.
+            states.update(_lock(cur, [ref for ref in missing if ref not in claimed]))
     changed = []
     for ref in refs:
         old = states[ref]

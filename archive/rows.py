@@ -9,6 +9,7 @@ entry, and erasure finds every spelling of one person.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import msgspec
@@ -16,6 +17,7 @@ import msgspec
 from pipeline.event import EVENT_ENCODER, Event
 
 _NO_RAW = b',"raw":""}'
+_NOT_DIGITS = re.compile(r"[^0-9]+")  # ASCII digits only, as before (str.isdigit would keep other scripts' digits)
 
 
 class ArchiveRow(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -34,7 +36,7 @@ def normalize_phone(value: str | None) -> str | None:
     """E.164 digits: '+1 (123) 456-7890' -> '11234567890'; None when there are no digits."""
     if not value:
         return None
-    digits = "".join(ch for ch in value if "0" <= ch <= "9")
+    digits = _NOT_DIGITS.sub("", value)
     return digits or None
 
 
@@ -55,15 +57,20 @@ def normalize_address(address: str) -> str | None:
 
 def event_json(event: Event) -> str:
     """The normalized event as JSON without `raw` (the row keeps the body in its own column, once)."""
-    encoded = EVENT_ENCODER.encode(msgspec.structs.replace(event, raw=""))
+    return event_json_bytes(event).decode()
+
+
+def event_json_bytes(event: Event) -> bytes:
+    """event_json() as UTF-8 bytes: the json column's binary wire format (the text itself), for a binary COPY."""
     # `raw` is the last field of Event, so the empty one is the last 10 bytes.
+    encoded = EVENT_ENCODER.encode(msgspec.structs.replace(event, raw=""))
     if encoded.endswith(_NO_RAW):
         encoded = encoded[: -len(_NO_RAW)] + b"}"
-    return encoded.decode()
+    return encoded
 
 
 def copy_values(row: ArchiveRow) -> tuple:
-    """The row in the column order of writer.COLUMNS."""
+    """The row in the column order of writer.COLUMNS, for a binary COPY (the event as json bytes)."""
     ev = row.event
     return (
         row.occurred_at,
@@ -78,7 +85,7 @@ def copy_values(row: ArchiveRow) -> tuple:
         ev.reference_id,
         normalize_phone(ev.phone_number),
         normalize_email(ev.email),
-        event_json(ev),
+        event_json_bytes(ev),
         row.body,
     )
 

@@ -106,18 +106,18 @@ def load(conn: psycopg.Connection, n: int, days: int, now: datetime) -> tuple[in
         for state in states:
             delta.add_message(state, +1)
         with conn.cursor().copy(
-            "COPY insight_messages (reference_id, hour, first_at, channel, country, carrier, final_code, "
+            "COPY insight_messages (generation, reference_id, hour, first_at, channel, country, carrier, final_code, "
             "final_outcome, final_rank, final_at, currency, spend) FROM STDIN"
         ) as copy:
             for state in states:
-                copy.write_row((state.reference_id, state.hour, state.first_at, state.channel, state.country,
+                copy.write_row((1, state.reference_id, state.hour, state.first_at, state.channel, state.country,
                                 state.carrier, state.final_code, state.final_outcome, state.final_rank,
                                 state.final_at, state.currency, state.spend))
         rows = delta.rollup_rows()
         rollup_rows += len(rows)
         with conn.cursor().copy(
             "COPY insight_rollup (dim, channel, span, hour, key, sent, final, delivered, read, failed, inbound, "
-            "rr_final, rr_read, ttf) FROM STDIN"
+            "rr_final, rr_read, ttf, fail_codes, fail_counts) FROM STDIN"
         ) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -134,10 +134,19 @@ def load(conn: psycopg.Connection, n: int, days: int, now: datetime) -> tuple[in
 
 
 # --fill sql: the rollup rows that many messages produce, made by PostgreSQL itself (generate_series),
-# because generating 5 million messages in Python took over an hour on the loaded machine. The shape
-# follows what the real code wrote for 166,666 messages a day in the same schema (34,500 rows a day):
-# every hour has a row per channel and key of each dimension, for its channel and for all channels,
-# plus a daily row for each; failure-code rows for the carriers' and countries' failures.
+# because generating 5 million messages in Python and copying them in takes long on a loaded machine.
+# The mix follows what archive/rollups.py writes for this file's traffic (`messages()`, 166,666 messages
+# a day; counted with the real Delta): a day has 17,527 rows (34,512 in migration 0050's layout, which
+# kept a row per failure code and a copy of each channel's row under '*'). Per hour and channel there is
+# a row for every channel, and one for a country, a carrier and a status code with the probabilities
+# below (the real shares: 3,650 of 5,760 country rows a day, 7,738 of 17,280 carrier rows, 911 of 1,584
+# status code rows), then every row is spread to its daily row and to the all-channel rows (key '*' for
+# dimension channel) as the real code does. A carrier or country row holds each of the 8 failure codes
+# with the probability below (0.67 and 0.87 codes per hourly row in the real count).
+DENSITY = {"country": 3650 / 5760, "carrier": 7738 / 17280, "status_code": 911 / 1584}
+CODE_DENSITY = {"carrier": 0.67 / 8, "country": 0.87 / 8}
+REAL_ROWS_PER_DAY = 17_527
+
 _FILL = """
 WITH hours AS (SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamptz - interval '1 hour',
                                       interval '1 hour') AS hour),
@@ -148,50 +157,72 @@ WITH hours AS (SELECT generate_series(%(start)s::timestamptz, %(end)s::timestamp
        UNION ALL SELECT 'carrier', (200 + n / 3)::text || '-0' || (n %% 3)::text, NULL
                  FROM generate_series(0, %(countries)s * 3 - 1) n
        UNION ALL SELECT 'status_code', code::text, NULL FROM unnest(%(codes)s::int[]) code
-       UNION ALL SELECT 'carrier_code', (200 + n / 3)::text || '-0' || (n %% 3)::text || '|' || code, NULL
-                 FROM generate_series(0, %(countries)s * 3 - 1) n, unnest(%(failures)s::int[]) code
-       UNION ALL SELECT 'country_code', 'C' || lpad(n::text, 2, '0') || '|' || code, NULL
-                 FROM generate_series(0, %(countries)s - 1) n, unnest(%(failures)s::int[]) code
      ),
+     -- random() in the select list, once per candidate row (in a WHERE clause it would be pushed down
+     -- to `keys` and draw once per key).
      candidates AS MATERIALIZED (
        SELECT k.dim, c.channel, h.hour, k.key, k.only AS own, random() AS r, (random() * 20)::int + 1 AS sent
        FROM hours h CROSS JOIN channels c JOIN keys k ON k.only IS NULL OR k.only = c.channel
      ),
-     -- Every channel row exists; a row of the other dimensions exists with probability `density`.
-     hourly AS (SELECT dim, channel, hour, key, sent FROM candidates WHERE own IS NOT NULL OR r < %(density)s)
+     hourly AS MATERIALIZED (
+       SELECT dim, channel, hour, key, sent FROM candidates
+       WHERE own IS NOT NULL
+          OR r < CASE dim WHEN 'country' THEN %(country)s WHEN 'carrier' THEN %(carrier)s ELSE %(status_code)s END
+     ),
+     code_candidates AS MATERIALIZED (
+       SELECT h.dim, h.channel, h.hour, h.key, f.code, random() AS r, (random() * 4)::int + 1 AS n
+       FROM hourly h CROSS JOIN unnest(%(failures)s::int[]) AS f(code) WHERE h.dim IN ('carrier', 'country')
+     ),
+     codes AS (
+       SELECT dim, channel, hour, key, code, n FROM code_candidates
+       WHERE r < CASE dim WHEN 'carrier' THEN %(carrier_codes)s ELSE %(country_codes)s END
+     ),
+     spread AS (
+       SELECT dim, channel AS ch, 1 AS span, hour AS start, key, sent FROM hourly
+       UNION ALL SELECT dim, '*', 1, hour, CASE WHEN dim = 'channel' THEN '*' ELSE key END, sent FROM hourly
+       UNION ALL SELECT dim, channel, 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, sent
+                 FROM hourly
+       UNION ALL SELECT dim, '*', 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                        CASE WHEN dim = 'channel' THEN '*' ELSE key END, sent FROM hourly
+     ),
+     code_spread AS (
+       SELECT dim, channel AS ch, 1 AS span, hour AS start, key, code, n FROM codes
+       UNION ALL SELECT dim, '*', 1, hour, key, code, n FROM codes
+       UNION ALL SELECT dim, channel, 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, code, n
+                 FROM codes
+       UNION ALL SELECT dim, '*', 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, code, n
+                 FROM codes
+     ),
+     fails AS (
+       SELECT dim, ch, span, start, key, array_agg(code ORDER BY code) AS codes, array_agg(n ORDER BY code) AS counts
+       FROM (SELECT dim, ch, span, start, key, code, sum(n)::int AS n FROM code_spread GROUP BY 1, 2, 3, 4, 5, 6) x
+       GROUP BY 1, 2, 3, 4, 5
+     ),
+     rows AS (SELECT dim, ch, span, start, key, sum(sent) AS sent FROM spread GROUP BY 1, 2, 3, 4, 5)
 INSERT INTO insight_rollup (dim, channel, span, hour, key, sent, final, delivered, read, failed, inbound,
-                            rr_final, rr_read, ttf)
-SELECT dim, ch, span, start, key, sum(sent), sum(sent), sum(sent) * 9 / 10, 0, sum(sent) / 10, 0, 0, 0,
-       CASE WHEN dim LIKE '%%\_code' THEN NULL
-            ELSE (SELECT array_agg((random() * 5)::int) FROM generate_series(1, %(buckets)s)) END
-FROM (
-  SELECT dim, channel AS ch, 1 AS span, hour AS start, key, sent FROM hourly
-  UNION ALL SELECT dim, '*', 1, hour, key, sent FROM hourly
-  UNION ALL SELECT dim, channel, 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, sent FROM hourly
-  UNION ALL SELECT dim, '*', 24, date_trunc('day', hour AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, sent FROM hourly
-) spread
-GROUP BY dim, ch, span, start, key
+                            rr_final, rr_read, ttf, fail_codes, fail_counts)
+SELECT r.dim, r.ch, r.span, r.start, r.key, r.sent, r.sent, r.sent * 9 / 10, 0, r.sent / 10, 0, 0, 0,
+       (SELECT array_agg((random() * 5)::int) FROM generate_series(1, %(buckets)s)), f.codes, f.counts
+FROM rows r LEFT JOIN fails f USING (dim, ch, span, start, key)
 """
 
 
 def fill_sql(conn: psycopg.Connection, days: int, now: datetime, rows_per_day: int) -> tuple[int, float]:
-    """Rollup rows like the real code's, about `rows_per_day` a day, made in SQL (see _FILL)."""
+    """Rollup rows in the real code's mix, about `rows_per_day` a day (see _FILL), made in SQL."""
     t0 = time.perf_counter()
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    scale = rows_per_day / REAL_ROWS_PER_DAY
     params = {"start": today - timedelta(days=days - 1), "end": now.replace(minute=0, second=0, microsecond=0),
               "channels": [c for c, _ in CHANNELS], "countries": COUNTRIES,
               "codes": sorted({c for c, _, _ in SMS_FINALS + MSG_FINALS}),
               "failures": sorted({c for c, o, _ in SMS_FINALS + MSG_FINALS if o in ("failed", "blocked", "rejected")}),
-              "buckets": histogram.N}
-    # Candidate hourly rows a day: 24 x (channels x own key + channels x shared keys); 4 rows each after spreading,
-    # fewer daily ones. Density picks the share that exists, to land near the measured rows a day.
-    shared = COUNTRIES + COUNTRIES * 3 + len(params["codes"]) + (COUNTRIES * 4) * len(params["failures"])
-    candidates = 24 * (len(CHANNELS) + len(CHANNELS) * shared)
-    params["density"] = min(1.0, rows_per_day / (2.3 * candidates))
+              "buckets": histogram.N,
+              **{dim: min(1.0, p * scale) for dim, p in DENSITY.items()},
+              **{f"{dim}_codes": p for dim, p in CODE_DENSITY.items()}}
     conn.execute(_FILL, params)
     conn.execute("INSERT INTO insight_spend (dim, channel, span, hour, key, currency, amount) "
-                 "SELECT dim, channel, span, hour, key, 'USD', sent * 0.0075 FROM insight_rollup WHERE dim <> 'carrier_code' "
-                 "AND dim <> 'country_code' AND (channel = 'sms' OR channel = '*')")
+                 "SELECT dim, channel, span, hour, key, 'USD', sent * 0.0075 FROM insight_rollup "
+                 "WHERE channel = 'sms' OR channel = '*'")
     conn.execute("VACUUM ANALYZE insight_rollup")
     conn.execute("VACUUM ANALYZE insight_spend")
     rows = conn.execute("SELECT count(*) FROM insight_rollup").fetchone()[0]
@@ -236,8 +267,9 @@ def main() -> None:
     parser.add_argument("--fill", choices=("python", "sql"), default="python",
                         help="python: every message through the real rollup code (slow); sql: rows of the same "
                              "shape made by PostgreSQL, --rows-per-day of them")
-    parser.add_argument("--rows-per-day", type=int, default=34_500,
-                        help="--fill sql: rollup rows a day (the real code wrote 34,500 for 166,666 messages a day)")
+    parser.add_argument("--rows-per-day", type=int, default=REAL_ROWS_PER_DAY,
+                        help="--fill sql: rollup rows a day (the real code writes 17,527 for 166,666 messages a day, "
+                             "34,512 in migration 0050's layout)")
     args = parser.parse_args()
 
     server = None
@@ -261,7 +293,7 @@ def main() -> None:
                 what = f"{args.messages:,} messages ({2 * args.messages:,} callbacks)"
             else:
                 rollup_rows, seconds = fill_sql(conn, args.days, now, args.rows_per_day)
-                what = f"rollup rows of {args.rows_per_day:,} a day (SQL fill)"
+                what = f"rollup rows of {args.rows_per_day:,} a day (SQL fill, the real code's mix)"
             size = conn.execute("SELECT pg_total_relation_size('insight_rollup') + "
                                 "pg_total_relation_size('insight_spend')").fetchone()[0]
             print(f"loaded {what} over {args.days} days in {seconds:.0f} s: {rollup_rows:,} rollup rows, "

@@ -82,7 +82,7 @@ def setup_archive_api(app: web.Application, settings: Settings) -> None:
         statement, args = search.build(query)
         try:
             async with pool.connection() as conn:
-                rows = await (await conn.execute(statement, args)).fetchall()
+                rows = await search.fetch_async(conn, statement, args)
         except (psycopg.Error, OSError) as exc:
             log.warning("archive search failed", error=type(exc).__name__)
             return _error(503, "the archive is unavailable; retry later")
@@ -120,7 +120,7 @@ async def archived_transaction(app: web.Application, reference_id: str) -> bytes
         return None
     try:
         async with pool.connection() as conn:
-            rows = await (await conn.execute(transactions.SELECT, (reference_id,))).fetchall()
+            rows = await search.fetch_async(conn, transactions.SELECT, (reference_id,))
     except (psycopg.Error, OSError):
         return None
     return transactions.transaction_body(reference_id, [r[0] for r in rows])

@@ -132,6 +132,10 @@ class Backlog:
                 return entries
         return self._parse(self.client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count, block=block_ms))
 
+    def read_new(self, consumer: str, count: int) -> list[Entry]:
+        """New batches only, without waiting (the writer topping up a transaction)."""
+        return self._parse(self.client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=count))
+
     def done(self, entries: Sequence[Entry], events: int, counters: dict[str, float] | None = None) -> None:
         """The entries are in PostgreSQL: acknowledge, delete, free their bytes, count the events (and add
         `counters` to the metrics hash), in one round trip."""

@@ -13,8 +13,13 @@ from tspipe.context import settings_or_exit
 
 
 @click.command("archive")
-@click.option("--batch", type=int, default=64, show_default=True, help="Backlog entries (queue batches) per transaction.")
-def archive_command(batch: int) -> None:
+@click.option("--batch", type=int, default=256, show_default=True, help="Most backlog entries (queue batches) per transaction.")
+@click.option("--linger-ms", type=click.IntRange(0, 60_000), default=500, show_default=True,
+              help="How long a transaction waits for more events (from its oldest event's arrival) before it is "
+                   "written, until it holds --min-events: bigger transactions cost PostgreSQL less per event.")
+@click.option("--min-events", type=click.IntRange(1), default=2000, show_default=True,
+              help="Events that make a transaction big enough to write without lingering.")
+def archive_command(batch: int, linger_ms: int, min_events: int) -> None:
     """Write the events waiting in Redis to the PostgreSQL archive (DATABASE_URL), until stopped."""
     settings = settings_or_exit("archive", need_redis=True)
     configure_logging(settings)
@@ -31,7 +36,8 @@ def archive_command(batch: int) -> None:
     from workers.archiver import Archiver, log
 
     backlog = Backlog(connect(settings.redis_url), settings.archive_backlog_max_bytes)
-    archiver = Archiver(backlog, settings.database_url, settings.archive_days, batch_entries=batch)
+    archiver = Archiver(backlog, settings.database_url, settings.archive_days, batch_entries=batch,
+                        linger_s=linger_ms / 1000, min_events=min_events)
     log.info("archive writer started", consumer=archiver.consumer, retention_days=settings.archive_days)
     archiver.run(stop)
     log.info("archive writer stopped")

@@ -3,13 +3,17 @@
 Why a process of its own rather than a Celery task or a thread in a worker:
 it holds one PostgreSQL connection and a consumer-group cursor for as long
 as it runs, writes one transaction per read of up to `batch_entries`
-batches, and when PostgreSQL is down it simply waits and retries the same
+batches (topped up for up to `linger_s` until it holds `min_events`, since
+PostgreSQL's CPU per event falls as transactions grow), and when PostgreSQL is down it simply waits and retries the same
 entries, with nothing else in that process to hold up. The Celery workers
 never open a PostgreSQL connection on the hot path, and the writer's CPU per
 event is its own process's CPU (what bench/stack.py --archive reports).
 Several writers may run: the consumer group shares the entries, a dead
 writer's entries are reclaimed after RECLAIM_IDLE_MS, and the archive's
-primary key makes a batch written twice harmless.
+primary key makes a batch written twice harmless. One writer and its
+PostgreSQL spend ~75 µs of CPU per event (~0.4 cores at 5,000/s; measured up
+to 2,200/s with the backlog empty, BENCHMARKS.md, Archive), so nothing starts
+several by default.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ LAG = "tspipe_archive_lag_seconds"
 RECLAIM_IDLE_MS = 60_000
 RECLAIM_EVERY_S = 10.0
 RETRY_MAX_S = 5.0
+# A transaction waits this long (from its oldest entry's arrival) for more entries, until it holds
+# MIN_EVENTS: PostgreSQL's and the writer's CPU per event fall as a transaction grows (the rollup
+# rows a batch touches cost about the same for 100 events as for 2,000; bench/archive_cost.py).
+LINGER_S = 0.5
+LINGER_STEP_S = 0.1
+MIN_EVENTS = 2000
 
 
 def rows_of(entries: list[Entry]) -> list[ArchiveRow]:
@@ -74,15 +84,19 @@ class Archiver:
         backlog: Backlog,
         database_url: str,
         retention_days: int = 90,
-        batch_entries: int = 64,
+        batch_entries: int = 256,
         block_ms: int = 1000,
         consumer: str | None = None,
+        linger_s: float = LINGER_S,
+        min_events: int = MIN_EVENTS,
     ) -> None:
         self.backlog = backlog
         self.database_url = database_url
         self.writer = Writer(retention_days)
         self.batch_entries = batch_entries
         self.block_ms = block_ms
+        self.linger_s = linger_s
+        self.min_events = min_events
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.conn: psycopg.Connection | None = None
         self._migrated = False
@@ -115,6 +129,8 @@ class Archiver:
             self._own_pending = False
             return 0
         pairs = rows_by_entry(entries)
+        if self.linger_s > 0:
+            entries, pairs = self._top_up(entries, pairs)
         rows = [row for _, row in pairs]
 
         def still_wanted(rows: list[ArchiveRow]) -> list[ArchiveRow]:
@@ -126,6 +142,24 @@ class Archiver:
         self.backlog.done(entries, len(rows), self._lag_counters(rows, time.time()))
         self._own_pending = False
         return len(rows)
+
+    def _top_up(self, entries: list[Entry], pairs: list[tuple[bytes, ArchiveRow]]
+                ) -> tuple[list[Entry], list[tuple[bytes, ArchiveRow]]]:
+        """Wait for more new entries (LINGER_S from the oldest one's arrival at most) until the transaction
+        holds min_events events or batch_entries entries. Idle or light load: at most linger_s more lag."""
+        now = time.time()
+        # Stream ids carry Redis's clock: never wait longer than linger_s on ours, whatever the skew.
+        deadline = min(min(entry.added_at for entry in entries) + self.linger_s, now + self.linger_s)
+        while len(entries) < self.batch_entries and len(pairs) < self.min_events:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                break
+            time.sleep(min(remaining, LINGER_STEP_S))
+            more = self.backlog.read_new(self.consumer, self.batch_entries - len(entries))
+            if more:
+                entries = entries + more
+                pairs = pairs + rows_by_entry(more)
+        return entries, pairs
 
     @staticmethod
     def _lag_counters(rows: list[ArchiveRow], now: float) -> dict[str, float]:

@@ -43,3 +43,38 @@ def test_no_beat_job_without_an_archive(monkeypatch):
     from workers.app import make_celery
 
     assert "tspipe-archive-maintain" not in make_celery().conf.beat_schedule
+
+
+def test_message_rows_of_the_figures_are_dropped_by_whole_generations(database_url):
+    """insight_messages (what each message counts as) is kept as long as the events, then dropped whole."""
+    from archive import message_generations as gens
+    from archive import stats
+    from tests.archive.insight_support import sms_report
+
+    conn = connect(database_url)
+    now = datetime.now(timezone.utc)  # after the migration made generation 1
+    t0 = now - timedelta(minutes=30)
+    writer = Writer(retention_days=30)
+    writer.archive(conn, [row_of(sms_report("OLD" + "0" * 29, 203, t0), channel="sms"),
+                          row_of(sms_report("KEPT" + "0" * 28, 203, t0), channel="sms")])
+    assert gens.span_of(30) == timedelta(days=4)
+    assert gens.rotate(conn, 30, now + timedelta(days=1)) == ([], [])  # generation 1 is current for 4 days
+    assert gens.rotate(conn, 30, now + timedelta(days=4)) == ([2], [])
+
+    # A callback for a message of the old generation moves its row there; a new message goes to the new one.
+    writer.archive(conn, [row_of(sms_report("KEPT" + "0" * 28, 200, t0 + timedelta(seconds=5)), channel="sms"),
+                          row_of(sms_report("NEW" + "0" * 29, 203, t0), channel="sms")])
+    where = dict(conn.execute("SELECT reference_id, generation FROM insight_messages").fetchall())
+    assert where == {"OLD" + "0" * 29: 1, "KEPT" + "0" * 28: 1, "NEW" + "0" * 29: 2}
+    (group,) = stats.query(conn, "channel", t0 - timedelta(hours=1), now).groups
+    assert (group.sent, group.final, group.delivered) == (3, 1, 1)  # KEPT counted once, as delivered
+
+    # Generation 1 goes once generation 2 began more than 30 days ago: dropped as a table, with its rows.
+    assert gens.rotate(conn, 30, now + timedelta(days=33)) == ([3], [])
+    assert gens.rotate(conn, 30, now + timedelta(days=34, seconds=1)) == ([], [1])
+    assert conn.execute("SELECT to_regclass('insight_messages_g1')").fetchone()[0] is None
+    assert [g for g, _ in gens.generations(conn)] == [2, 3]
+    assert {r for (r,) in conn.execute("SELECT reference_id FROM insight_messages")} == {"NEW" + "0" * 29}
+    # The figures themselves (the rollups) are kept.
+    (group,) = stats.query(conn, "channel", t0 - timedelta(hours=1), now).groups
+    assert group.sent == 3

@@ -194,3 +194,28 @@ def test_ranges_over_days_read_daily_and_hourly_rows_without_gaps_or_overlaps(da
         total = sum(getattr(g, figure) for g in hours.values())
         assert getattr(carrier, figure) == total == sum(getattr(g, figure) for g in days)
     assert carrier.sent == 2 * expected_hours
+
+
+def test_two_writers_claiming_one_new_message_make_one_row(database_url):
+    """B's claim waits for A's uncommitted row of the same message, then locks and moves that row."""
+    import threading
+    import time as clock
+
+    from archive import rollups
+
+    a, b = connect(database_url), connect(database_url)
+    t0 = base_time()
+    ref = "C" * 32
+    first = row_of(sms_report(ref, 203, t0, "310-004"), channel="sms")
+    final = row_of(sms_report(ref, 200, t0 + timedelta(seconds=3), "310-004"), channel="sms")
+    with a.transaction(), a.cursor() as cur:
+        rollups.apply(cur, Writer().write(cur, [first]))
+        other = threading.Thread(target=Writer().archive, args=(b, [final]))
+        other.start()
+        clock.sleep(1.0)
+        assert other.is_alive()  # waiting for A's row of the message
+    other.join(30)
+    assert not other.is_alive()
+    assert a.execute("SELECT count(*) FROM insight_messages").fetchone()[0] == 1
+    (group,) = stats.query(a, "carrier", t0, t0 + timedelta(hours=1)).groups
+    assert (group.sent, group.final, group.delivered) == (1, 1, 1)

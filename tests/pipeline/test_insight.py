@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -182,3 +183,12 @@ def test_alert_iff_volume_and_drop(final, delivered, base_final, base_delivered)
     fired = bool(evaluate({("channel", "sms"): now}, {("channel", "sms"): usual}, rule, START, END))
     expected = final >= 50 and base_final >= 50 and usual.rate - now.rate >= 0.2
     assert fired == expected
+
+
+def test_percentiles_in_one_pass_agree_with_percentile():
+    rng = random.Random(5)
+    for _ in range(200):
+        counts = [rng.choice([0, 0, 0, 1, 2, 7, 40]) for _ in range(histogram.N)]
+        qs = (0.01, 0.5, 0.9, 0.99, 1.0)
+        assert histogram.percentiles(counts, qs) == [histogram.percentile(counts, q) for q in qs]
+    assert histogram.percentiles([0] * histogram.N, (0.5, 0.9)) == [None, None]

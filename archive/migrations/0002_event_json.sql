@@ -1,0 +1,11 @@
+-- The normalized event as json (the text, validated) rather than jsonb.
+--
+-- Nothing queries inside it: search, transactions and erasure filter on the
+-- columns beside it and hand the event back as text. jsonb made PostgreSQL
+-- parse every event into its binary form on the way in (about a third of its
+-- CPU per archived event, bench/archive_cost.py) and print it back on the way
+-- out, and stored it larger. json keeps the writer's bytes as they are, so a
+-- search answers each event exactly as the pipeline encoded it (CONTRACT
+-- section 1's field order). On an existing archive this rewrites every
+-- partition once, under a lock, when the first process migrates.
+ALTER TABLE events ALTER COLUMN event TYPE json USING event::json;
