@@ -202,13 +202,24 @@ def settle_keys(name: str) -> list[str]:
 def enqueue(client: redis.Redis, batches: Sequence[tuple[str, int, list[bytes]]]) -> list[int]:
     """Queue jobs for several destinations in one round trip: (name, max_queued, jobs) each.
 
-    Returns how many jobs each destination took; the caller dead-letters the rest.
+    Returns how many jobs each destination took; the caller dead-letters the rest (counted here in
+    tspipe_webhooks_total{outcome="dead_lettered"}).
     """
+    if not batches:
+        return []
     script = client.register_script(ENQUEUE)
     pipe = client.pipeline(transaction=False)
     for name, max_queued, jobs in batches:
         script(keys=queue_keys(name), args=[max_queued, *jobs], client=pipe)
-    return [int(n) for n in pipe.execute()] if batches else []
+    taken = [int(n) for n in pipe.execute()]
+    refused = [(name, len(jobs) - n) for (name, _, jobs), n in zip(batches, taken) if n < len(jobs)]
+    if refused:
+        # Counted as the engine counts the dead letters it makes, so the per-destination rate shows these too.
+        pipe = client.pipeline(transaction=False)
+        for name, n in refused:
+            pipe.hincrby(keys.METRICS, f'tspipe_webhooks_total{{destination="{name}",outcome="dead_lettered"}}', n)
+        pipe.execute()
+    return taken
 
 
 DEPTH_STATES = ("ready", "delayed", "in_flight")

@@ -15,11 +15,14 @@ import time
 from collections.abc import Sequence
 
 import redis
+import structlog
 from celery import shared_task
 
 from config import get_settings
 from config.destinations import Destination, by_name
 from store import connection, deadletters, delivery_queue
+
+log = structlog.get_logger("tspipe.delivery")
 
 DELIVER_TASK = "tspipe.deliver"
 
@@ -43,9 +46,13 @@ def enqueue(client: redis.Redis, bodies: Sequence[tuple[Destination, list[bytes]
     taken = delivery_queue.enqueue(client, batches)
     overflow = []
     for (dest, group), count in zip([(d, g) for d, g in bodies if g], taken):
+        refused = group[count:]
+        if refused:
+            log.warning("delivery queue full: deliveries dead-lettered", destination=dest.name,
+                        deliveries=len(refused), max_queued=dest.max_queued)
         overflow += [deadletters.new_entry("destination", dest.name, body,
                                            f"not queued: {dest.max_queued} deliveries already wait for this destination "
-                                           "(max_queued)", 0) for body in group[count:]]
+                                           "(max_queued)", 0) for body in refused]
     for entry in overflow:
         deadletters.add(client, entry)  # within TSPIPE_DEADLETTER_MAX_BYTES
     return sum(taken)

@@ -215,6 +215,8 @@ def test_held_deliveries_are_bounded_by_max_queued(monkeypatch, redis_url) -> No
     dead = deadletters.list_entries(client, "a")
     assert len(dead) == 3 and all("max_queued" in e.error for e in dead)
     assert {json.loads(bytes(e.event))["event_id"] for e in dead} == {"evt_0005", "evt_0006", "evt_0007"}
+    # Counted with the engine's own dead letters, so the per-destination rate in /metrics shows them.
+    assert client.hget(keys.METRICS, 'tspipe_webhooks_total{destination="a",outcome="dead_lettered"}') == b"3"
 
 
 def test_dead_letters_from_the_engine_are_held_to_their_byte_cap(monkeypatch, redis_url) -> None:
