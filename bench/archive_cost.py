@@ -28,7 +28,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 from archive.embedded import database_url, start  # noqa: E402
@@ -39,18 +38,13 @@ from store.archive_backlog import Entry  # noqa: E402
 from tests.faults.support import unique_callbacks  # noqa: E402
 from workers.archiver import rows_by_entry  # noqa: E402
 
+from proc_cpu import cpu_seconds, tree_cpu_seconds  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def proc_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def server_cpu(pid: int) -> float:
-    proc = psutil.Process(pid)
-    return sum(sum(p.cpu_times()[:2]) for p in [proc, *proc.children(recursive=True)])
 
 
 def entries(n: int, per_entry: int, start: int) -> list[Entry]:
@@ -182,7 +176,7 @@ def run(url: str, name: str, batches: list[list[Entry]], profile: bool, pg_pid: 
         lsn0 = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         events = 0
         profiler = cProfile.Profile() if profile else None
-        pg0, all0, cpu0, wall0 = proc_cpu(backend), server_cpu(pg_pid), time.process_time(), time.perf_counter()
+        pg0, all0, cpu0, wall0 = cpu_seconds(backend), tree_cpu_seconds(pg_pid), time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
         for batch in batches[1:]:
@@ -192,7 +186,7 @@ def run(url: str, name: str, batches: list[list[Entry]], profile: bool, pg_pid: 
         if profiler:
             profiler.disable()
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        pg, pg_all = proc_cpu(backend) - pg0, server_cpu(pg_pid) - all0
+        pg, pg_all = cpu_seconds(backend) - pg0, tree_cpu_seconds(pg_pid) - all0
         wal = conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (lsn0,)).fetchone()[0]
         size = conn.execute("SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0), "
                             "coalesce(sum(pg_indexes_size(inhrelid)), 0) FROM pg_inherits "

@@ -39,6 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from proc_cpu import tree_cpu_seconds  # noqa: E402
 
 SECRET = "whsec_" + "dGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="  # base64 of b"test-secret-0123456789"
 DEFAULT_BASELINE = "62e2839"
@@ -147,17 +148,6 @@ class Design:
                                 stderr=subprocess.DEVNULL)
 
 
-def cpu_seconds(pid: int) -> float:
-    import psutil
-
-    total = 0.0
-    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -194,12 +184,12 @@ def throughput(design: Design, redis_url: str, data: Path, n: int) -> dict:
         process = design.start(env)
         design.drive(env, 20, 0, 10_000_000)  # warm up: started, imported, connected
         wait_until(lambda: receivers.ask("counts")["a"] >= 20, timeout=60)
-        cpu_before = cpu_seconds(process.pid)
+        cpu_before = tree_cpu_seconds(process.pid)
         started = time.monotonic()
         design.drive(env, n, 0, 0, batch=100)
         done = wait_until(lambda: receivers.ask("counts")["a"] >= n + 20, timeout=600)
         wall = time.monotonic() - started
-        cpu = cpu_seconds(process.pid) - cpu_before
+        cpu = tree_cpu_seconds(process.pid) - cpu_before
         stop(process)
         assert done, f"{design.name}: not every webhook arrived"
     finally:
@@ -228,12 +218,12 @@ def drain(design: Design, redis_url: str, data: Path, n: int) -> dict:
         design.drive(env, 20, 0, 10_000_000)
         wait_until(lambda: receivers.ask("counts")["a"] >= 20, timeout=60)
         jobs = [delivery_queue.new_job(EVENT_ENCODER.encode(make_event(i))) for i in range(n)]
-        cpu_before = cpu_seconds(process.pid)
+        cpu_before = tree_cpu_seconds(process.pid)
         started = time.monotonic()
         delivery_queue.enqueue(client, [("a", n + 1, jobs)])
         done = wait_until(lambda: receivers.ask("counts")["a"] >= n + 20, timeout=600)
         wall = time.monotonic() - started
-        cpu = cpu_seconds(process.pid) - cpu_before
+        cpu = tree_cpu_seconds(process.pid) - cpu_before
         stop(process)
         assert done, "not every webhook arrived"
     finally:

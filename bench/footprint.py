@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stack import drive, start_processes, stop_processes, wait_drained, wait_healthy  # noqa: E402
 from store import message  # noqa: E402
-from tspipe.redis_server import RedisServer, free_port  # noqa: E402
+from tspipe.redis_server import RedisServer  # noqa: E402
 
 SENT, DELIVERED = (3002, "Delivered to Gateway"), (3000, "Delivered")
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from proc_cpu import cpu_seconds  # noqa: E402
 
 import aiohttp  # noqa: E402
 import redis  # noqa: E402
@@ -39,10 +40,6 @@ from store.suppression import ImportRow, check_command, import_rows  # noqa: E40
 from tspipe.redis_server import RedisServer, free_port  # noqa: E402
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc), so a loaded machine's waiting is not counted."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:

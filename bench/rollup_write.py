@@ -34,14 +34,11 @@ from archive.writer import Writer  # noqa: E402
 from tests.archive.insight_support import CARRIERS, sms_report  # noqa: E402
 from tests.archive.support import row_of  # noqa: E402
 
+from proc_cpu import cpu_seconds  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of one PostgreSQL server process, from /proc (same machine only)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def rows(n: int, seed: int):
@@ -64,14 +61,14 @@ def run(url: str, batch_rows, with_rollups: bool) -> dict[str, float]:
         writer = Writer()
         backend = conn.info.backend_pid
         lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
-        pg, wall, cpu = backend_cpu(backend), time.perf_counter(), time.process_time()
+        pg, wall, cpu = cpu_seconds(backend), time.perf_counter(), time.process_time()
         for batch in batch_rows:
             if with_rollups:
                 writer.archive(conn, batch)
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     writer.write(cur, batch)
-        wall, cpu, pg = time.perf_counter() - wall, time.process_time() - cpu, backend_cpu(backend) - pg
+        wall, cpu, pg = time.perf_counter() - wall, time.process_time() - cpu, cpu_seconds(backend) - pg
         wal = float(conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (lsn,)).fetchone()[0])
     return {"wall": wall, "writer": cpu, "pg": pg, "wal": wal}
 

@@ -20,7 +20,6 @@ query costs depends on the rollup rows, which are here in full.
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import statistics
 import sys

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import random
 import secrets
-import time
 
 import msgspec
 

@@ -69,7 +69,7 @@ def test_sigkill_worker_with_destination_exactly_once(redis_url: str, tmp_path, 
     history_lengths = Counter(message.history_lengths(client, list(refs)))
     ids = Counter(h["webhook-id"] for h, _b, _t in calls)
     dup_posts = sum(n - 1 for n in ids.values())
-    print(f"\n[fault worker-sigkill] callbacks={total} done_before_kill={done_before} messages={dedup} "
+    print(f"\n[fault worker-sigkill] callbacks={total} done_before_kill={done_before} requeued={requeued} messages={dedup} "
           f"events_total={applied} lost={total - applied} duplicated={max(0, applied - total)} "
           f"history_len_counts={dict(history_lengths)} final_events={finals} webhook_posts={len(calls)} distinct_webhook_ids={len(ids)} "
           f"duplicate_posts={dup_posts} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
@@ -13,7 +13,7 @@ from pipeline.event import Action, Channel, Kind, Outcome
 from pipeline.status_codes import lookup
 from store import keys, message
 from store.state import PENDING_WINDOW_SECONDS, Store
-from tests.store.test_state import T0, ev
+from tests.store.test_state import ev
 
 
 @pytest.fixture

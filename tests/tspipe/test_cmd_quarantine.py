@@ -47,7 +47,7 @@ def test_a_batch_that_failed_every_worker_is_quarantined_then_replayed(redis_url
 
     from ingest.task_message import ingest_batch_message
     from pipeline.record import Record, encode_batch
-    from store import journal, keys, message
+    from store import keys, message
     from tests.conftest import fixture_bodies
     from workers import tasks
     from workers.app import get_app
