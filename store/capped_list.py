@@ -24,31 +24,43 @@ log = structlog.get_logger("tspipe.store")
 
 PAGE = 500
 
+# The Lua function every push to a capped list ends with, after its LPUSHes of `added` bytes: keeps the
+# size counter (a list written before its size was counted, or whose counter erasure reset, is counted
+# once) and drops the oldest entries while over a cap, counting them in the metrics hash. Shared with
+# the delivery engine's settle script (store/delivery_queue.py), which pushes dead letters itself.
+# Returns dropped, total bytes.
+CAP_LIST = r"""
+local function cap_list(list, size, metrics, counter, added, max_entries, max_bytes)
+  local total
+  if redis.call('EXISTS', size) == 0 then
+    total = 0
+    for _, v in ipairs(redis.call('LRANGE', list, 0, -1)) do total = total + #v end
+    redis.call('SET', size, total)
+  else
+    total = tonumber(redis.call('INCRBY', size, added))
+  end
+  local dropped = 0
+  while total > max_bytes or redis.call('LLEN', list) > max_entries do
+    local old = redis.call('RPOP', list)
+    if not old then break end
+    total = tonumber(redis.call('DECRBY', size, #old))
+    dropped = dropped + 1
+  end
+  if dropped > 0 then redis.call('HINCRBY', metrics, counter, dropped) end
+  return dropped, total
+end
+"""
+
 # KEYS: list, its size in bytes, metrics hash. ARGV: max entries, max bytes, the metrics field counting
 # drops, then the entries (pushed in order, so the last is the newest). Returns {dropped, bytes}.
-_PUSH = r"""
-local list, size, metrics = KEYS[1], KEYS[2], KEYS[3]
-local max_entries, max_bytes, counter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
--- A list written before its size was counted: count it once.
-if redis.call('EXISTS', size) == 0 then
-  local total = 0
-  for _, v in ipairs(redis.call('LRANGE', list, 0, -1)) do total = total + #v end
-  redis.call('SET', size, total)
-end
+_PUSH = CAP_LIST + r"""
+local list = KEYS[1]
 local added = 0
 for i = 4, #ARGV do
   redis.call('LPUSH', list, ARGV[i])
   added = added + #ARGV[i]
 end
-local total = tonumber(redis.call('INCRBY', size, added))
-local dropped = 0
-while total > max_bytes or redis.call('LLEN', list) > max_entries do
-  local old = redis.call('RPOP', list)
-  if not old then break end
-  total = tonumber(redis.call('DECRBY', size, #old))
-  dropped = dropped + 1
-end
-if dropped > 0 then redis.call('HINCRBY', metrics, counter, dropped) end
+local dropped, total = cap_list(list, KEYS[2], KEYS[3], ARGV[3], added, tonumber(ARGV[1]), tonumber(ARGV[2]))
 return {dropped, total}
 """
 

@@ -26,6 +26,7 @@ import msgspec
 import redis
 
 from store import keys
+from store.capped_list import CAP_LIST
 
 ID_LEN = 32
 
@@ -133,9 +134,9 @@ return out
 # (a = due time, b = next job); 'dead' (a = dead-letter entry); 'back' (returned unsent, to the front of ready:
 # a = job). A job no longer in flight (settled already) is skipped. Counts outcomes in the metrics hash
 # (tspipe_webhooks_total{destination, outcome}: delivered, retried, dead_lettered, returned). Dead letters
-# are held to their cap here, as store/capped_list.py holds every other push: the oldest go first, counted
-# in tspipe_deadletters_dropped_total. Returns the number of dead letters dropped.
-SETTLE = r"""
+# are held to their cap here by store/capped_list.py's own cap_list, as every other push is: the oldest go
+# first, counted in tspipe_deadletters_dropped_total. Returns the number of dead letters dropped.
+SETTLE = CAP_LIST + r"""
 local inflight, leases, delayed, dlq, ready, metrics, size = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local names = {ok = 'delivered', retry = 'retried', dead = 'dead_lettered', back = 'returned'}
 local counts = {}
@@ -160,23 +161,7 @@ for op, n in pairs(counts) do
 end
 local dropped = 0
 if dead_bytes > 0 then
-  local total
-  if redis.call('EXISTS', size) == 0 then
-    -- A list written before its size was counted (or after erasure reset it): count it once.
-    total = 0
-    for _, v in ipairs(redis.call('LRANGE', dlq, 0, -1)) do total = total + #v end
-    redis.call('SET', size, total)
-  else
-    total = tonumber(redis.call('INCRBY', size, dead_bytes))
-  end
-  local max_bytes = tonumber(ARGV[2])
-  while total > max_bytes do
-    local old = redis.call('RPOP', dlq)
-    if not old then break end
-    total = tonumber(redis.call('DECRBY', size, #old))
-    dropped = dropped + 1
-  end
-  if dropped > 0 then redis.call('HINCRBY', metrics, 'tspipe_deadletters_dropped_total', dropped) end
+  dropped = cap_list(dlq, size, metrics, 'tspipe_deadletters_dropped_total', dead_bytes, math.huge, tonumber(ARGV[2]))
 end
 return dropped
 """
