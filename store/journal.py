@@ -83,6 +83,13 @@ def enqueue_args(task_id: str, message: bytes, grace: float, now: float | None =
     return [message, task_id, (time.time() if now is None else now) + grace]
 
 
+def enqueue(client: redis.Redis, queue: str, task_id: str, message: bytes, grace: float,
+            now: float | None = None) -> bool:
+    """Queue one batch message and journal it, in one script call (sync callers: the CLI, tests; the
+    ingress keeps its own registered scripts). False when that task id is journalled already."""
+    return bool(client.register_script(ENQUEUE)(enqueue_keys(queue), enqueue_args(task_id, message, grace, now)))
+
+
 def forget(client: redis.Redis, task_id: str) -> None:
     """The batch is applied: nothing to re-queue for it any more."""
     pipe = client.pipeline(transaction=False)

@@ -16,8 +16,8 @@ import redis
 from tspipe.context import settings_or_exit
 
 
-def _store():
-    settings = settings_or_exit("quarantine", need_redis=True)
+def _store(settings=None):
+    settings = settings or settings_or_exit("quarantine", need_redis=True)
     from store.state import Store
 
     return Store.from_settings(settings)
@@ -103,16 +103,14 @@ def replay(entry_ids: tuple[str, ...], everything: bool, limit: int) -> None:
     from store import quarantine as stored
 
     def run() -> tuple[int, set[str]]:
-        client = _store().client
+        client = _store(settings).client
         found = stored.matching(client, None if everything else set(entry_ids), limit)
-        enqueue = client.register_script(journal.ENQUEUE)
         for start in range(0, len(found), 256):
             chunk = found[start:start + 256]
             records = [Record(stored.body_of(e), e.received_at, e.channel_hint, e.request_id) for _, e in chunk]
             task_id = str(uuid.uuid4())
             message = ingest_batch_message(encode_batch(records), settings.queue, task_id)
-            enqueue(journal.enqueue_keys(settings.queue),
-                    journal.enqueue_args(task_id, message, settings.journal_grace_seconds))
+            journal.enqueue(client, settings.queue, task_id, message, settings.journal_grace_seconds)
             stored.remove(client, [raw for raw, _ in chunk])  # queued first, removed second: never neither
         return len(found), {e.id for _, e in found}
 

@@ -33,7 +33,7 @@ def enqueue(client: redis.Redis, bodies: list[bytes], *, push: bool = True, now:
     """Queue and journal one batch as the ingress does; push=False loses the queue copy (a worker died in BRPOP)."""
     task_id = str(uuid.uuid4())
     message = ingest_batch_message(encode_batch([Record(b, time.time()) for b in bodies]), QUEUE, task_id)
-    client.register_script(journal.ENQUEUE)(journal.enqueue_keys(QUEUE), journal.enqueue_args(task_id, message, 30.0, now))
+    journal.enqueue(client, QUEUE, task_id, message, 30.0, now)
     if not push:
         client.lrem(QUEUE, 1, message)
     return task_id, message

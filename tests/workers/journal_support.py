@@ -25,8 +25,7 @@ WORKER_CMD = [sys.executable, "-m", "tests.workers.run_worker"]
 def enqueue(client: redis.Redis, records: list[Record], queue: str = QUEUE) -> str:
     """One batch queued and journalled in one script call, as ingest/publisher.py does; returns its task id."""
     task_id = str(uuid.uuid4())
-    message = ingest_batch_message(encode_batch(records), queue, task_id)
-    client.register_script(journal.ENQUEUE)(journal.enqueue_keys(queue), journal.enqueue_args(task_id, message, 30.0))
+    journal.enqueue(client, queue, task_id, ingest_batch_message(encode_batch(records), queue, task_id), 30.0)
     return task_id
 
 
