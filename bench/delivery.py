@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from proc_cpu import tree_cpu_seconds  # noqa: E402
+from tests.faults.support import stop_processes  # noqa: E402
 
 SECRET = "whsec_" + "dGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="  # base64 of b"test-secret-0123456789"
 DEFAULT_BASELINE = "62e2839"
@@ -150,14 +151,6 @@ class Design:
 
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-
 
 def destinations(ports: dict, hang_timeout: float = 5.0) -> list[dict]:
     return [{"name": name, "url": f"http://127.0.0.1:{port}/hook", "secret": SECRET,
@@ -190,7 +183,7 @@ def throughput(design: Design, redis_url: str, data: Path, n: int) -> dict:
         done = wait_until(lambda: receivers.ask("counts")["a"] >= n + 20, timeout=600)
         wall = time.monotonic() - started
         cpu = tree_cpu_seconds(process.pid) - cpu_before
-        stop(process)
+        stop_processes(process)
         assert done, f"{design.name}: not every webhook arrived"
     finally:
         receivers.close()
@@ -224,7 +217,7 @@ def drain(design: Design, redis_url: str, data: Path, n: int) -> dict:
         done = wait_until(lambda: receivers.ask("counts")["a"] >= n + 20, timeout=600)
         wall = time.monotonic() - started
         cpu = tree_cpu_seconds(process.pid) - cpu_before
-        stop(process)
+        stop_processes(process)
         assert done, "not every webhook arrived"
     finally:
         receivers.close()
@@ -247,7 +240,7 @@ def lag(design: Design, redis_url: str, data: Path, rate: float, seconds: float,
         design.drive(env, total, rate, 0)
         done = wait_until(lambda: min(receivers.ask("counts")[k] for k in ("a", "c")) >= total, timeout=120)
         lags = receivers.ask("lags")
-        stop(process)
+        stop_processes(process)
     finally:
         receivers.close()
     healthy = sorted(lags["a"] + lags["c"])

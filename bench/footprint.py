@@ -29,7 +29,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.stack import drive, start_processes, stop_processes, wait_drained, wait_healthy  # noqa: E402
+from bench.stack import drive, start_processes, stop_all, wait_drained, wait_healthy  # noqa: E402
 from store import message  # noqa: E402
 from tspipe.redis_server import RedisServer  # noqa: E402
 
@@ -116,7 +116,7 @@ def main() -> None:
         families = by_family(client)
         lengths = Counter(message.history_lengths(client, [f"{n:032X}" for n in range(1, args.messages + 1)]))
     finally:
-        stop_processes((web, worker), logs)
+        stop_all((web, worker), logs)
         client.close()
         server.stop()
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.signature import decode_api_key, sign  # noqa: E402
-from tests.faults.support import reference_id, unique_callbacks  # noqa: E402
+from tests.faults.support import reference_id, stop_processes, unique_callbacks  # noqa: E402
 from tspipe.redis_server import RedisServer, free_port  # noqa: E402
 from store import keys, message  # noqa: E402
 from store.state import LAG_BUCKETS  # noqa: E402
@@ -309,14 +309,8 @@ def start_processes(tmp: Path, server: RedisServer, worker_concurrency: int):
     return port, web, worker, logs
 
 
-def stop_processes(procs, logs) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def stop_all(procs, logs) -> None:
+    stop_processes(*procs)
     for f in logs:
         f.close()
 
@@ -414,7 +408,7 @@ def main() -> None:
         for line in archive_lines:
             print(line)
     finally:
-        stop_processes([p for p in (web, worker, archiver) if p is not None], logs)
+        stop_all([p for p in (web, worker, archiver) if p is not None], logs)
         client.close()
         server.stop()
         if postgres is not None:
@@ -449,8 +443,7 @@ def bare_cpu_per_request(items: list[tuple[str, bytes]], rate: float, duration: 
             used = meter.cpu_seconds()["bare"] - before
         return used / max(answered, 1) * 1e6
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop_processes(proc)
 
 
 def run_fuzz(base: str, client: redis.Redis, count: int, concurrency: int) -> str:

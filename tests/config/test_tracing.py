@@ -23,6 +23,7 @@ from aiohttp import web
 
 from config import tracing
 from tests.conftest import wait_healthy
+from tests.faults.support import stop_processes
 from tests.workers.delivery_support import HttpServer, wait_for
 from tests.workers.test_delivery import dest, ok
 from tspipe.redis_server import free_port
@@ -88,13 +89,7 @@ async def test_one_trace_from_callback_to_delivery(redis_url, tmp_path):
             assert await asyncio.to_thread(wait_for, lambda: len(destination.calls) == 1, 60)
             assert await asyncio.to_thread(wait_for, lambda: _names(receiver) >= EXPECTED, 30), _names(receiver)
         finally:
-            for proc in (web_proc, worker, engine):
-                proc.terminate()
-            for proc in (web_proc, worker, engine):
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_processes(web_proc, worker, engine)
 
     spans = receiver.spans
     post = next(i for i, s in spans.items() if s[0].startswith("POST") and s[4] == "tspipe-web" and not s[2])

@@ -20,7 +20,7 @@ from pipeline.record import Record
 from store.archive_backlog import Backlog
 from tests.archive.support import delivery_body
 from tests.conftest import REPO_ROOT, postgres_home
-from tests.faults.support import unique_callbacks
+from tests.faults.support import stop_processes, unique_callbacks
 from tests.workers.journal_support import enqueue, settled, start_worker_process
 
 RATE = 300  # events per second, in batches of BATCH
@@ -112,13 +112,7 @@ def test_postgres_down_30s_under_load_loses_and_doubles_nothing(redis_url, own_p
                 "SELECT DISTINCT application_name FROM pg_stat_activity WHERE backend_type = 'client backend' "
                 "AND pid <> pg_backend_pid()")}
     finally:
-        for proc in (worker, archiver):
-            proc.terminate()
-        for proc in (worker, archiver):
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(worker, archiver)
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT event_id, count(*) FROM events GROUP BY event_id").fetchall()
     archived = {event_id for event_id, _ in rows}

@@ -24,7 +24,7 @@ import redis
 from aiohttp import web
 
 from pipeline.record import Record
-from tests.faults.support import unique_callbacks
+from tests.faults.support import stop_processes, unique_callbacks
 from tests.workers.delivery_support import HttpServer, verify_all, wait_for
 from tests.workers.journal_support import enqueue
 from tests.workers.test_delivery import SECRET, dest
@@ -41,14 +41,6 @@ def _env(redis_url: str, tmp_path: Path, destinations: list[dict], **extra: str)
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([TSPIPE, *args], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 def _applied(client: redis.Redis) -> int:
@@ -99,7 +91,7 @@ def test_hanging_destination_costs_the_others_nothing(redis_url: str, tmp_path: 
         finally:
             engine.kill()  # its 16 requests to b would hold a graceful stop for 5 s
             engine.wait(10)
-            _stop(worker)
+            stop_processes(worker)
     everything = lags["a"] + lags["c"]
     metrics = {k.decode(): v.decode() for k, v in client.hgetall(keys.METRICS).items() if b"lag_seconds" in k}
     applied_within = {le: metrics.get(f'tspipe_processing_lag_seconds_bucket{{le="{le}"}}') for le in ("0.1", "1.0", "5.0")}
@@ -147,7 +139,7 @@ def test_engine_killed_mid_delivery_loses_nothing(redis_url: str, tmp_path: Path
             done = wait_for(lambda: len(answered) == len(bodies), timeout=30)
             settled = wait_for(lambda: delivery_queue.depth(client, "hook") == {"ready": 0, "delayed": 0, "in_flight": 0})
         finally:
-            _stop(second)
+            stop_processes(second)
         calls = list(server.calls)
     print(f"\n[fault engine-sigkill] deliveries={len(bodies)} in_flight_at_kill={in_flight} posts={len(calls)} "
           f"answered={len(answered)} dead_letters={len(deadletters.list_entries(client))}")

@@ -30,6 +30,10 @@ async def ok(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def gone(request: web.Request) -> web.Response:
+    return web.Response(status=410)
+
+
 def verify(headers: dict[str, str], body: bytes) -> bool:
     """Standard Webhooks verification by svix, a library nobody here wrote (it also checks the timestamp)."""
     verify_all(SECRET, [(headers, body, 0.0)])
@@ -100,9 +104,6 @@ def test_dead_destination_dead_letters_then_replay_delivers(monkeypatch, redis_u
 
 
 def test_client_error_is_not_retried(monkeypatch, redis_url) -> None:
-    async def gone(request: web.Request) -> web.Response:
-        return web.Response(status=410)
-
     client = redis.Redis.from_url(redis_url)
     with HttpServer(gone) as server:
         destinations_env(monkeypatch, redis_url, [dest("a", server)])
@@ -222,9 +223,6 @@ def test_held_deliveries_are_bounded_by_max_queued(monkeypatch, redis_url) -> No
 def test_dead_letters_from_the_engine_are_held_to_their_byte_cap(monkeypatch, redis_url) -> None:
     """A destination that refuses everything: the engine's own dead-letter pushes keep the list within
     TSPIPE_DEADLETTER_MAX_BYTES (oldest dropped and counted), as every other push does."""
-    async def gone(request: web.Request) -> web.Response:
-        return web.Response(status=410)
-
     client = redis.Redis.from_url(redis_url)
     with HttpServer(gone) as server:
         destinations_env(monkeypatch, redis_url, [dest("a", server)], TSPIPE_DEADLETTER_MAX_BYTES="4096")
