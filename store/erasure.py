@@ -74,15 +74,9 @@ def _mac(key: str):
     return hashlib.blake2b(key=hashlib.sha256(key.encode()).digest(), digest_size=16)
 
 
-def optout_digest(key: str, address: str) -> str:
-    """The keyed hash an erased address's opt-out is kept under (32 hex digits)."""
-    h = _mac(key)
-    h.update(normalized(address).encode())
-    return h.hexdigest()
-
-
 def optout_digester(key: str):
-    """optout_digest for many addresses: the keyed state is built once and copied per address."""
+    """The keyed hash (32 hex digits) an erased address's opt-out is kept under, as a function of the
+    address: the keyed state is built once and copied per address (the bulk check digests 1,000)."""
     base = _mac(key)
 
     def digest(address: str) -> str:
@@ -91,6 +85,10 @@ def optout_digester(key: str):
         return h.hexdigest()
 
     return digest
+
+
+def optout_digest(key: str, address: str) -> str:
+    return optout_digester(key)(address)
 
 
 class ArchiveSide(Protocol):
